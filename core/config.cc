@@ -1,0 +1,214 @@
+#include "config.h"
+
+#include <array>
+#include <set>
+#include <utility>
+
+#include "address.h"
+
+namespace chainmail {
+namespace {
+
+constexpr std::array<std::string_view, 0> kNoStrings{};
+constexpr std::array<std::string_view, 3> kDemoAliasDomains{"pydis.com", "pythondiscord.com", "owlcorp.uk"};
+
+// Every parameter of chainmail.conf. Keep entries grouped by section, in the order the sample file uses.
+const std::array kParams = {
+    Param{"domains.main", "The main hosted domain; domain aliases and the directory's mail values use it.",
+          StringParam{"pydis.wtf", [](Config& c) -> std::string& { return c.domains.main; }}},
+    Param{"domains.aliases", "Domains that reach the same people as the main domain (x@alias = x@main).",
+          ListParam{kDemoAliasDomains, [](Config& c) -> std::vector<std::string>& { return c.domains.aliases; }}},
+    Param{"domains.internal", "The internal domain of service accounts (rule e). Empty: none.",
+          StringParam{"int.pydis.wtf", [](Config& c) -> std::string& { return c.domains.internal; }}},
+
+    Param{"routing.recipient_delimiter",
+          "Characters that separate a local part from its detail (joe+lists); each one is a delimiter. "
+          "The detail is kept through every expansion, as Postfix does. Empty: no details.",
+          StringParam{"+", [](Config& c) -> std::string& { return c.routing.recipient_delimiter; }}},
+    Param{"routing.mailbox_domain", "Domain of mailbox targets (uid@mailbox_domain); Postfix sends it to Dovecot.",
+          StringParam{"localhost", [](Config& c) -> std::string& { return c.routing.mailbox_domain; }}},
+    Param{"routing.service_domain",
+          "Domain of service targets (service@service_domain); Postfix pipes it to service-mail.",
+          StringParam{"service-mail.localhost", [](Config& c) -> std::string& { return c.routing.service_domain; }}},
+    Param{"routing.max_depth", "Deepest nesting of groups and aliases followed; deeper is trouble (mail waits).",
+          IntParam{20, 1, 1000, [](Config& c) -> std::int64_t& { return c.routing.max_depth; }}},
+    Param{"routing.max_expansion",
+          "Most addresses one recipient may expand to (all steps together); more is trouble (mail waits).",
+          IntParam{1000, 1, 1000000, [](Config& c) -> std::int64_t& { return c.routing.max_expansion; }}},
+
+    Param{"transport", "Transport rules (rule a): address = \"service\". Wins over every other rule.",
+          TableParam{true, [](Config& c) -> StringTable& { return c.transport; }}},
+    Param{"aliases",
+          "Aliases (rule f), like a Postfix virtual file: address or bare local part (every hosted domain) = "
+          "target or [targets]; a bare target is on the main domain. Targets are routed again.",
+          TableParam{false, [](Config& c) -> StringTable& { return c.aliases; }}},
+
+    Param{"directory.uris", "LDAP servers (ldap://, ldaps://), tried in order. Empty: use directory.ldif_file.",
+          ListParam{kNoStrings, [](Config& c) -> std::vector<std::string>& { return c.directory.uris; }}},
+    Param{"directory.ldif_file", "LDIF file used as the directory when no URI is set (relative to this file).",
+          StringParam{"", [](Config& c) -> std::string& { return c.directory.ldif_file; }}},
+    Param{"directory.bind_dn", "DN to bind as. Empty: anonymous.",
+          StringParam{"", [](Config& c) -> std::string& { return c.directory.bind_dn; }}},
+    Param{"directory.bind_password", "Bind password (prefer bind_password_file).",
+          StringParam{"", [](Config& c) -> std::string& { return c.directory.bind_password; }}},
+    Param{"directory.bind_password_file", "File holding the bind password (first line).",
+          StringParam{"", [](Config& c) -> std::string& { return c.directory.bind_password_file; }}},
+    Param{"directory.base_dn", "Base DN of the directory.",
+          StringParam{"dc=example,dc=org", [](Config& c) -> std::string& { return c.directory.base_dn; }}},
+    Param{"directory.user_base", "Where users are; relative to base_dn unless it ends with it.",
+          StringParam{"cn=users,cn=accounts", [](Config& c) -> std::string& { return c.directory.user_base; }}},
+    Param{"directory.group_base", "Where groups are; relative to base_dn unless it ends with it.",
+          StringParam{"cn=groups,cn=accounts", [](Config& c) -> std::string& { return c.directory.group_base; }}},
+    Param{"directory.user_filter", "Filter finding a user by address: %s address, %u local part, %d domain.",
+          StringParam{"(mail=%s)", [](Config& c) -> std::string& { return c.directory.user_filter; }}},
+    Param{"directory.group_filter", "Filter finding a group by name: %u the name.",
+          StringParam{"(cn=%u)", [](Config& c) -> std::string& { return c.directory.group_filter; }}},
+    Param{"directory.mail_attribute", "Attribute holding a user's address.",
+          StringParam{"mail", [](Config& c) -> std::string& { return c.directory.mail_attribute; }}},
+    Param{"directory.uid_attribute", "Attribute naming a user's mailbox.",
+          StringParam{"uid", [](Config& c) -> std::string& { return c.directory.uid_attribute; }}},
+    Param{"directory.forward_attribute", "Attribute holding a forwarding address (rule b).",
+          StringParam{"registeredAddress", [](Config& c) -> std::string& { return c.directory.forward_attribute; }}},
+    Param{"directory.member_attribute", "Attribute listing a group's member DNs.",
+          StringParam{"member", [](Config& c) -> std::string& { return c.directory.member_attribute; }}},
+    Param{"directory.lock_attribute", "Attribute that marks a locked account (TRUE).",
+          StringParam{"nsAccountLock", [](Config& c) -> std::string& { return c.directory.lock_attribute; }}},
+    Param{"directory.starttls", "Issue StartTLS on ldap:// connections and require it to succeed.",
+          BoolParam{false, [](Config& c) -> bool& { return c.directory.starttls; }}},
+    Param{"directory.ca_file", "CA certificates to verify the server with (ldaps:// and StartTLS).",
+          StringParam{"", [](Config& c) -> std::string& { return c.directory.ca_file; }}},
+    Param{"directory.connect_timeout_ms", "Time to connect to one server before trying the next.",
+          IntParam{2000, 10, 600000, [](Config& c) -> std::int64_t& { return c.directory.connect_timeout_ms; }}},
+    Param{"directory.search_timeout_ms", "Time one bind or search may take before it is trouble.",
+          IntParam{5000, 10, 600000, [](Config& c) -> std::int64_t& { return c.directory.search_timeout_ms; }}},
+    Param{"directory.size_limit", "Most entries one search may return; more is trouble.",
+          IntParam{1000, 1, 1000000, [](Config& c) -> std::int64_t& { return c.directory.size_limit; }}},
+    Param{"directory.max_connections", "Connections kept open for reuse across lookups and threads.",
+          IntParam{8, 1, 1024, [](Config& c) -> std::int64_t& { return c.directory.max_connections; }}},
+
+    Param{"cache.max_entries", "Directory answers kept in memory. 0: no cache.",
+          IntParam{100000, 0, 100000000, [](Config& c) -> std::int64_t& { return c.cache.max_entries; }}},
+    Param{"cache.positive_ttl_s", "Seconds a found entry is reused.",
+          IntParam{60, 0, 86400, [](Config& c) -> std::int64_t& { return c.cache.positive_ttl_s; }}},
+    Param{"cache.negative_ttl_s", "Seconds a not-found answer is reused. Trouble is never cached.",
+          IntParam{10, 0, 86400, [](Config& c) -> std::int64_t& { return c.cache.negative_ttl_s; }}},
+
+    Param{"socketmap.listen", "Where the socketmap server listens: inet:HOST:PORT or unix:PATH.",
+          StringParam{"inet:127.0.0.1:10027", [](Config& c) -> std::string& { return c.socketmap.listen; }}},
+    Param{"socketmap.max_request", "Largest request netstring accepted (octets); larger closes the connection.",
+          IntParam{10000, 64, 1000000, [](Config& c) -> std::int64_t& { return c.socketmap.max_request; }}},
+    Param{"socketmap.max_reply", "Largest reply (octets); Postfix's socketmap_max_reply_size is 100000.",
+          IntParam{100000, 64, 10000000, [](Config& c) -> std::int64_t& { return c.socketmap.max_reply; }}},
+    Param{"socketmap.idle_timeout_ms", "A client silent this long, or this slow to send a request, is dropped.",
+          IntParam{30000, 10, 3600000, [](Config& c) -> std::int64_t& { return c.socketmap.idle_timeout_ms; }}},
+    Param{"socketmap.max_clients", "Connections served at once; more wait in the listen queue.",
+          IntParam{64, 1, 10000, [](Config& c) -> std::int64_t& { return c.socketmap.max_clients; }}},
+};
+
+std::string absolute_base(const std::string& base, const std::string& base_dn) {
+  if (base.empty()) return base_dn;
+  if (base_dn.empty() || (base.size() >= base_dn.size() &&
+                          iequals(std::string_view(base).substr(base.size() - base_dn.size()), base_dn))) {
+    return base;
+  }
+  return base + "," + base_dn;
+}
+
+bool valid_domain_name(const std::string& d) {
+  const auto parsed = parse_address("x@" + d);
+  return parsed.address && d.front() != '[';
+}
+
+}  // namespace
+
+std::span<const Param> params() { return kParams; }
+
+Config default_config() {
+  Config c;
+  for (const Param& p : kParams) {
+    std::visit(
+        [&c](const auto& k) {
+          using K = std::decay_t<decltype(k)>;
+          if constexpr (std::is_same_v<K, ListParam>) {
+            k.field(c).assign(k.def.begin(), k.def.end());
+          } else if constexpr (std::is_same_v<K, TableParam>) {
+            k.field(c).clear();
+          } else if constexpr (std::is_same_v<K, StringParam>) {
+            k.field(c) = std::string(k.def);
+          } else {
+            k.field(c) = k.def;
+          }
+        },
+        p.kind);
+  }
+  return c;
+}
+
+std::string Config::user_base_dn() const { return absolute_base(directory.user_base, directory.base_dn); }
+std::string Config::group_base_dn() const { return absolute_base(directory.group_base, directory.base_dn); }
+
+std::vector<ConfigError> validate(const Config& c) {
+  std::vector<ConfigError> errors;
+  auto err = [&errors](std::string key, std::string msg) { errors.push_back({std::move(key), std::move(msg)}); };
+
+  std::set<std::string> seen;
+  auto check_domain = [&](const std::string& key, const std::string& d) {
+    if (d.empty() || !valid_domain_name(d)) {
+      err(key, "\"" + d + "\" is not a domain name");
+    } else if (!seen.insert(ascii_lower(d)).second) {
+      err(key, "domain \"" + d + "\" is listed twice");
+    }
+  };
+  check_domain("domains.main", c.domains.main);
+  for (const auto& d : c.domains.aliases) check_domain("domains.aliases", d);
+  if (!c.domains.internal.empty()) check_domain("domains.internal", c.domains.internal);
+  for (const auto& [key, dp] : {std::pair{"routing.mailbox_domain", &c.routing.mailbox_domain},
+                                std::pair{"routing.service_domain", &c.routing.service_domain}}) {
+    const std::string& d = *dp;
+    if (!valid_domain_name(d)) {
+      err(key, "\"" + d + "\" is not a domain name");
+    } else if (seen.count(ascii_lower(d)) != 0) {
+      err(key, "\"" + d + "\" must not be a hosted domain: targets on it would be routed again");
+    }
+  }
+  for (char ch : c.routing.recipient_delimiter) {
+    if (ch == '@' || ch == '.' || ch == '"' || ch == '\\' || static_cast<unsigned char>(ch) <= ' ')
+      err("routing.recipient_delimiter", std::string("'") + ch + "' cannot be a recipient delimiter");
+  }
+
+  for (const auto& [key, values] : c.transport) {
+    if (!parse_address(key).address) err("transport." + key, "\"" + key + "\" is not an address");
+    if (values.size() != 1 || values.front().empty() || !is_dot_atom(values.front()))
+      err("transport." + key, "a transport rule names exactly one service (a dot-atom)");
+  }
+  for (const auto& [key, targets] : c.aliases) {
+    if (!is_dot_atom(key) && !parse_address(key).address)
+      err("aliases." + key, "\"" + key + "\" is neither an address nor a local part");
+    if (targets.empty()) err("aliases." + key, "an alias needs at least one target");
+    for (const auto& t : targets) {
+      if (!is_dot_atom(t) && !parse_address(t).address)
+        err("aliases." + key, "target \"" + t + "\" is neither an address nor a local part");
+    }
+  }
+
+  const auto& d = c.directory;
+  if (d.uris.empty() && d.ldif_file.empty())
+    err("directory.uris", "no directory: set directory.uris (LDAP) or directory.ldif_file");
+  for (const auto& uri : d.uris) {
+    if (uri.rfind("ldap://", 0) != 0 && uri.rfind("ldaps://", 0) != 0 && uri.rfind("ldapi://", 0) != 0)
+      err("directory.uris", "\"" + uri + "\" is not an ldap://, ldaps:// or ldapi:// URI");
+  }
+  if (!d.bind_password.empty() && !d.bind_password_file.empty())
+    err("directory.bind_password", "set bind_password or bind_password_file, not both");
+  if (d.user_filter.find('%') == std::string::npos)
+    err("directory.user_filter", "the user filter must use the address (%s, %u or %d)");
+  if (d.group_filter.find("%u") == std::string::npos)
+    err("directory.group_filter", "the group filter must use the name (%u)");
+  for (const auto& [key, f] : {std::pair{"directory.user_filter", &d.user_filter},
+                                std::pair{"directory.group_filter", &d.group_filter}}) {
+    if (f->empty() || f->front() != '(' || f->back() != ')') err(key, "a filter is enclosed in parentheses");
+  }
+  return errors;
+}
+
+}  // namespace chainmail

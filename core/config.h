@@ -1,0 +1,128 @@
+// config.h - chainmail.conf: the model and the one table that declares every parameter.
+//
+// Each parameter is declared once, in params() (config.cc), with its key, default, bounds and help; nothing
+// else holds a default. adapters/config_loader reads the TOML file into a Config through that table, and
+// `chainmail config defaults` prints it. This file does no I/O.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <span>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+namespace chainmail {
+
+// key -> one or more values; keys are kept as written (the router normalises them).
+using StringTable = std::map<std::string, std::vector<std::string>>;
+
+struct Config {
+  struct Domains {
+    std::string main;
+    std::vector<std::string> aliases;
+    std::string internal;
+  } domains;
+
+  struct Routing {
+    std::string recipient_delimiter;
+    std::string mailbox_domain;
+    std::string service_domain;
+    std::int64_t max_depth = 0;
+    std::int64_t max_expansion = 0;
+  } routing;
+
+  StringTable transport;  // address -> service name (exactly one value)
+  StringTable aliases;    // address or bare local part -> targets
+
+  struct Directory {
+    std::vector<std::string> uris;
+    std::string ldif_file;
+    std::string bind_dn;
+    std::string bind_password;
+    std::string bind_password_file;
+    std::string base_dn;
+    std::string user_base;
+    std::string group_base;
+    std::string user_filter;
+    std::string group_filter;
+    std::string mail_attribute;
+    std::string uid_attribute;
+    std::string forward_attribute;
+    std::string member_attribute;
+    std::string lock_attribute;
+    bool starttls = false;
+    std::string ca_file;
+    std::int64_t connect_timeout_ms = 0;
+    std::int64_t search_timeout_ms = 0;
+    std::int64_t size_limit = 0;
+    std::int64_t max_connections = 0;
+  } directory;
+
+  struct Cache {
+    std::int64_t max_entries = 0;
+    std::int64_t positive_ttl_s = 0;
+    std::int64_t negative_ttl_s = 0;
+  } cache;
+
+  struct Socketmap {
+    std::string listen;
+    std::int64_t max_request = 0;
+    std::int64_t max_reply = 0;
+    std::int64_t idle_timeout_ms = 0;
+    std::int64_t max_clients = 0;
+  } socketmap;
+
+  // The user base and group base as absolute DNs (relative ones are joined with base_dn).
+  std::string user_base_dn() const;
+  std::string group_base_dn() const;
+};
+
+// One parameter's declaration. `field` reaches the member it fills.
+template <typename T>
+using Field = T& (*)(Config&);
+
+struct IntParam {
+  std::int64_t def, min, max;
+  Field<std::int64_t> field;
+};
+struct BoolParam {
+  bool def;
+  Field<bool> field;
+};
+struct StringParam {
+  std::string_view def;
+  Field<std::string> field;
+};
+struct ListParam {
+  std::span<const std::string_view> def;
+  Field<std::vector<std::string>> field;
+};
+// A TOML table of address keys; `single` tables take one string per key, others a string or an array.
+struct TableParam {
+  bool single;
+  Field<StringTable> field;
+};
+
+struct Param {
+  std::string_view key;  // "section.name", or "section" for a table parameter
+  std::string_view help;
+  std::variant<IntParam, BoolParam, StringParam, ListParam, TableParam> kind;
+};
+
+std::span<const Param> params();
+
+// A Config holding every default.
+Config default_config();
+
+struct ConfigError {
+  std::string key;  // the parameter (and table key) concerned, for locating it in the file
+  std::string message;
+};
+
+// Checks that go beyond one value's type and bounds: domains are valid and distinct, table keys and targets
+// are addresses, an LDAP or LDIF directory is configured, the delimiter is sane.
+std::vector<ConfigError> validate(const Config& config);
+
+}  // namespace chainmail

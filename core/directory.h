@@ -1,0 +1,43 @@
+// directory.h - the directory the router asks: users, groups and entries by DN.
+//
+// Implementations: adapters/ldap_directory (libldap, production), adapters/ldif_directory (a file, the
+// embedded default), adapters/cached_directory (a bounded cache that is itself a directory), and fakes in
+// unit tests. Every method returns found / not found / trouble (lookup.h); an implementation must never turn
+// an error into "not found". Implementations are called from many threads at once.
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "lookup.h"
+
+namespace chainmail {
+
+// The attributes of one directory entry that routing needs. Which LDAP attribute fills which field is
+// configuration (directory.*_attribute); the router never sees attribute names.
+struct Entry {
+  std::string dn;
+  std::string uid;
+  std::vector<std::string> mail;
+  std::vector<std::string> forward;  // forwarding addresses (FreeIPA: registeredAddress)
+  std::vector<std::string> member;   // member DNs, for groups
+  bool locked = false;               // nsAccountLock: login refused; mail still delivered
+};
+
+class Directory {
+ public:
+  virtual ~Directory() = default;
+
+  // The user whose mail attribute equals `address`, matched as the directory matches it (for LDAP mail,
+  // case-insensitively). Several users with the same address are configuration trouble.
+  virtual Lookup<Entry> user_by_mail(std::string_view address) = 0;
+
+  // The group named `name` (FreeIPA: its cn).
+  virtual Lookup<Entry> group_by_name(std::string_view name) = 0;
+
+  // Any entry by its DN (group members). A DN that does not exist is not found, not trouble.
+  virtual Lookup<Entry> entry_by_dn(std::string_view dn) = 0;
+};
+
+}  // namespace chainmail

@@ -1,0 +1,398 @@
+#include "router.h"
+
+#include <algorithm>
+#include <unordered_set>
+#include <utility>
+
+namespace chainmail {
+
+std::string_view rule_name(Rule r) {
+  switch (r) {
+    case Rule::domain_alias: return "domain-alias";
+    case Rule::transport: return "transport";
+    case Rule::forward: return "forward";
+    case Rule::user: return "user";
+    case Rule::group: return "group";
+    case Rule::member: return "member";
+    case Rule::service_account: return "service-account";
+    case Rule::alias: return "alias";
+    case Rule::external: return "external";
+  }
+  return "?";
+}
+
+std::string_view rule_letter(Rule r) {
+  switch (r) {
+    case Rule::transport: return "a";
+    case Rule::forward: return "b";
+    case Rule::user: return "c";
+    case Rule::group: return "d";
+    case Rule::service_account: return "e";
+    case Rule::alias: return "f";
+    default: return "";
+  }
+}
+
+std::string_view target_kind_name(TargetKind k) {
+  switch (k) {
+    case TargetKind::mailbox: return "mailbox";
+    case TargetKind::service: return "service";
+    case TargetKind::forward: return "forward";
+  }
+  return "?";
+}
+
+std::string_view outcome_name(Outcome o) {
+  switch (o) {
+    case Outcome::routed: return "routed";
+    case Outcome::unknown: return "unknown";
+    case Outcome::not_hosted: return "not-hosted";
+    case Outcome::invalid: return "invalid";
+    case Outcome::trouble: return "trouble";
+  }
+  return "?";
+}
+
+Router::Router(const Config& config, Directory& directory) : directory_(directory) {
+  opt_.main_domain = ascii_lower(config.domains.main);
+  for (const auto& d : config.domains.aliases) opt_.alias_domains.push_back(ascii_lower(d));
+  opt_.internal_domain = ascii_lower(config.domains.internal);
+  opt_.delimiters = config.routing.recipient_delimiter;
+  opt_.mailbox_domain = ascii_lower(config.routing.mailbox_domain);
+  opt_.service_domain = ascii_lower(config.routing.service_domain);
+  opt_.max_depth = static_cast<std::size_t>(config.routing.max_depth);
+  opt_.max_expansion = static_cast<std::size_t>(config.routing.max_expansion);
+
+  // Keys are stored as the router looks them up: lower case, alias domains mapped to the main domain.
+  auto canonical_key = [this](const std::string& key) {
+    const auto parsed = parse_address(key);
+    if (!parsed.address) return ascii_lower(key);  // a bare local part
+    const auto& a = *parsed.address;
+    const bool alias_domain = std::find(opt_.alias_domains.begin(), opt_.alias_domains.end(), a.domain) !=
+                              opt_.alias_domains.end();
+    return ascii_lower(a.local) + "@" + (alias_domain ? opt_.main_domain : a.domain);
+  };
+  for (const auto& [key, values] : config.transport) {
+    if (!values.empty()) transport_.emplace(canonical_key(key), values.front());
+  }
+  for (const auto& [key, targets] : config.aliases) aliases_.emplace(canonical_key(key), targets);
+}
+
+Router::DomainClass Router::classify(std::string_view domain) const {
+  const std::string d = ascii_lower(domain);
+  if (d == opt_.main_domain) return DomainClass::main;
+  if (std::find(opt_.alias_domains.begin(), opt_.alias_domains.end(), d) != opt_.alias_domains.end())
+    return DomainClass::main;
+  if (!opt_.internal_domain.empty() && d == opt_.internal_domain) return DomainClass::internal;
+  if (d == opt_.mailbox_domain) return DomainClass::mailbox;
+  if (d == opt_.service_domain) return DomainClass::service;
+  return DomainClass::foreign;
+}
+
+const std::string* Router::find_transport(const std::string& key) const {
+  const auto it = transport_.find(key);
+  return it == transport_.end() ? nullptr : &it->second;
+}
+
+const std::vector<std::string>* Router::find_alias(const std::string& key) const {
+  const auto it = aliases_.find(key);
+  return it == aliases_.end() ? nullptr : &it->second;
+}
+
+// One resolution: the state of routing one input address. Not shared between threads.
+class Resolution {
+ public:
+  Resolution(const Router& router, RouteResult& result) : r_(router), o_(router.opt_), result_(result) {}
+
+  // cycle: unmatched because the address or group is already being expanded (warned about once).
+  enum class Match { matched, unmatched, cycle, trouble };
+
+  Match route_address(const Address& address, std::vector<Step> path, std::size_t depth);
+
+ private:
+  const Router& r_;
+  const Router::Options& o_;
+  RouteResult& result_;
+  std::vector<std::string> stack_;            // addresses and DNs being expanded (cycle detection)
+  std::unordered_set<std::string> done_;      // addresses and DNs fully expanded (duplicates)
+  std::unordered_set<std::string> targets_;   // kind + address already delivered to
+  std::size_t expansions_ = 0;
+  bool cycle_warned_ = false;
+
+  Match fail(Trouble t) {
+    if (!result_.trouble) result_.trouble = std::move(t);
+    return Match::trouble;
+  }
+  Match guard(const std::string& key, std::size_t depth, bool& duplicate);
+  Match add_target(TargetKind kind, std::string address, std::vector<Step> path);
+  Match expand_group(const Entry& group, const std::string& detail, const std::vector<Step>& path,
+                     std::size_t depth, std::size_t& yielded);
+  Match expand_dn(const std::string& dn, const std::string& detail, const std::vector<Step>& path,
+                  std::size_t depth, std::size_t& yielded);
+  // Adds `detail` to the local part of `target` unless it has one already (Postfix's unmatched extension).
+  std::string with_detail(const std::string& target, const std::string& detail) const;
+};
+
+std::string Resolution::with_detail(const std::string& target, const std::string& detail) const {
+  if (detail.empty()) return target;
+  const std::size_t at = target.rfind('@');
+  const std::string local = target.substr(0, at);
+  if (local.find_first_of(o_.delimiters) != std::string::npos) return target;
+  return at == std::string::npos ? target + detail : local + detail + target.substr(at);
+}
+
+Resolution::Match Resolution::guard(const std::string& key, std::size_t depth, bool& duplicate) {
+  duplicate = false;
+  if (depth > o_.max_depth) {
+    return fail(Trouble::configuration("nesting deeper than routing.max_depth = " + std::to_string(o_.max_depth) +
+                                       " at " + key));
+  }
+  if (++expansions_ > o_.max_expansion) {
+    return fail(Trouble::configuration("expansion larger than routing.max_expansion = " +
+                                       std::to_string(o_.max_expansion)));
+  }
+  if (std::find(stack_.begin(), stack_.end(), key) != stack_.end()) {
+    if (!cycle_warned_) {
+      std::string cycle;
+      for (auto it = std::find(stack_.begin(), stack_.end(), key); it != stack_.end(); ++it) cycle += *it + " -> ";
+      result_.warnings.push_back("cycle: " + cycle + key + " (expansion stopped there)");
+      cycle_warned_ = true;
+    }
+    return Match::cycle;
+  }
+  if (done_.count(key) != 0) duplicate = true;
+  return Match::matched;
+}
+
+Resolution::Match Resolution::add_target(TargetKind kind, std::string address, std::vector<Step> path) {
+  std::string key = std::string(target_kind_name(kind)) + ":" + ascii_lower(address);
+  if (targets_.insert(std::move(key)).second) result_.targets.push_back({kind, std::move(address), std::move(path)});
+  return Match::matched;
+}
+
+Resolution::Match Resolution::route_address(const Address& address, std::vector<Step> path, std::size_t depth) {
+  using DC = Router::DomainClass;
+  const DC dc = r_.classify(address.domain);
+  switch (dc) {
+    case DC::foreign:
+      path.push_back({Rule::external, address.str(), "not a hosted domain"});
+      return add_target(TargetKind::forward, address.str(), std::move(path));
+    case DC::mailbox:
+      return add_target(TargetKind::mailbox, address.str(), std::move(path));
+    case DC::service:
+      return add_target(TargetKind::service, address.str(), std::move(path));
+    case DC::main:
+    case DC::internal:
+      break;
+  }
+  const std::string& domain = dc == DC::main ? o_.main_domain : o_.internal_domain;
+  if (address.domain != domain) path.push_back({Rule::domain_alias, address.str(), "same people as " + domain});
+
+  const LocalPart lp = split_detail(address.local, o_.delimiters);
+  const std::string full_key = ascii_lower(address.local) + "@" + domain;
+  const std::string base_key = ascii_lower(lp.base) + "@" + domain;
+
+  bool duplicate = false;
+  if (const Match m = guard(full_key, depth, duplicate); m != Match::matched) return m;
+  if (duplicate) return Match::matched;
+  stack_.push_back(full_key);
+  struct Pop {
+    std::vector<std::string>& s;
+    ~Pop() { s.pop_back(); }
+  } pop{stack_};
+  auto finish = [this, &full_key](Match m) {
+    if (m == Match::matched) done_.insert(full_key);
+    return m;
+  };
+
+  // a. transport rule: the full address first, then without the detail (which the service target keeps).
+  {
+    const std::string* service = r_.find_transport(full_key);
+    std::string detail;
+    if (service == nullptr && !lp.detail.empty()) {
+      service = r_.find_transport(base_key);
+      detail = lp.detail;
+    }
+    if (service != nullptr) {
+      path.push_back({Rule::transport, address.str(), "service " + *service});
+      return finish(add_target(TargetKind::service, *service + detail + "@" + o_.service_domain, std::move(path)));
+    }
+  }
+
+  // b, c (and e, decided after d): one directory lookup finds the user by the detail-less address.
+  const std::string user_address = lp.base + "@" + domain;
+  const auto user = r_.directory_.user_by_mail(user_address);
+  if (user.is_trouble()) return fail(user.trouble_info());
+  if (user.is_found()) {
+    const Entry& e = user.value();
+    if (!e.forward.empty()) {
+      auto fpath = path;
+      fpath.push_back({Rule::forward, address.str(), e.dn});
+      Match m = Match::unmatched;
+      for (const auto& fwd : e.forward) {
+        const auto parsed = parse_address(with_detail(fwd, lp.detail));
+        if (!parsed.address) {
+          result_.warnings.push_back("forwarding address \"" + fwd + "\" of " + e.dn + " is not an address");
+          continue;
+        }
+        const Match fm = route_address(*parsed.address, fpath, depth + 1);
+        if (fm == Match::trouble) return fm;
+        if (fm == Match::matched) m = Match::matched;
+      }
+      if (m == Match::matched) return finish(m);
+    } else if (dc == DC::main) {
+      if (e.uid.empty()) return fail(Trouble::configuration(e.dn + " has a mail address but no uid"));
+      path.push_back({Rule::user, address.str(), e.dn});
+      return finish(add_target(TargetKind::mailbox, e.uid + lp.detail + "@" + o_.mailbox_domain, std::move(path)));
+    }
+  }
+
+  // d. group: every member, each routed again; a group that yields nothing does not match.
+  {
+    const auto group = r_.directory_.group_by_name(lp.base);
+    if (group.is_trouble()) return fail(group.trouble_info());
+    if (group.is_found()) {
+      auto gpath = path;
+      gpath.push_back({Rule::group, address.str(), group.value().dn});
+      std::size_t yielded = 0;
+      if (expand_group(group.value(), lp.detail, gpath, depth, yielded) == Match::trouble) return Match::trouble;
+      if (yielded > 0) return finish(Match::matched);
+      if (!cycle_warned_) result_.warnings.push_back("group " + group.value().dn + " yields no deliverable address; not matched");
+    }
+  }
+
+  // e. service account: a user whose mail is on the internal domain.
+  if (user.is_found() && dc == DC::internal && user.value().forward.empty()) {
+    const Entry& e = user.value();
+    if (e.uid.empty()) return fail(Trouble::configuration(e.dn + " has a mail address but no uid"));
+    path.push_back({Rule::service_account, address.str(), e.dn});
+    return finish(add_target(TargetKind::mailbox, e.uid + lp.detail + "@" + o_.mailbox_domain, std::move(path)));
+  }
+
+  // f. alias: address keys before bare local parts, each with the detail before without it.
+  {
+    const std::string bare_full = ascii_lower(address.local);
+    const std::string bare_base = ascii_lower(lp.base);
+    const std::vector<std::string>* targets = nullptr;
+    std::string detail;
+    std::string matched_key;
+    for (const auto& [key, key_detail] : {std::pair{&full_key, false}, std::pair{&base_key, true},
+                                          std::pair{&bare_full, false}, std::pair{&bare_base, true}}) {
+      if (key_detail && lp.detail.empty()) continue;
+      if ((targets = r_.find_alias(*key)) != nullptr) {
+        detail = key_detail ? lp.detail : std::string();
+        matched_key = *key;
+        break;
+      }
+    }
+    if (targets != nullptr) {
+      bool any = false;
+      bool cycled = false;
+      for (const auto& t : *targets) {
+        std::string target = t.find('@') == std::string::npos ? t + "@" + o_.main_domain : t;
+        const auto parsed = parse_address(with_detail(target, detail));
+        if (!parsed.address) continue;  // validate() rejects these at load time
+        auto apath = path;
+        apath.push_back({Rule::alias, address.str(), matched_key + " = " + t});
+        const Match m = route_address(*parsed.address, std::move(apath), depth + 1);
+        if (m == Match::trouble) return m;
+        any = any || m == Match::matched;
+        cycled = cycled || m == Match::cycle;
+      }
+      if (any) return finish(Match::matched);
+      if (!cycled) result_.warnings.push_back("alias " + matched_key + " yields no deliverable address; not matched");
+    }
+  }
+
+  // g. nothing matched.
+  return Match::unmatched;
+}
+
+Resolution::Match Resolution::expand_group(const Entry& group, const std::string& detail,
+                                           const std::vector<Step>& path, std::size_t depth, std::size_t& yielded) {
+  const std::string key = "dn:" + ascii_lower(group.dn);
+  bool duplicate = false;
+  if (const Match m = guard(key, depth + 1, duplicate); m != Match::matched) return m;
+  if (duplicate) {
+    ++yielded;  // its members were delivered to already
+    return Match::matched;
+  }
+  stack_.push_back(key);
+  for (const auto& dn : group.member) {
+    if (expand_dn(dn, detail, path, depth + 1, yielded) == Match::trouble) {
+      stack_.pop_back();
+      return Match::trouble;
+    }
+  }
+  stack_.pop_back();
+  done_.insert(key);
+  return Match::matched;
+}
+
+Resolution::Match Resolution::expand_dn(const std::string& dn, const std::string& detail,
+                                        const std::vector<Step>& path, std::size_t depth, std::size_t& yielded) {
+  const auto entry = r_.directory_.entry_by_dn(dn);
+  if (entry.is_trouble()) return fail(entry.trouble_info());
+  if (entry.is_not_found()) {
+    result_.warnings.push_back("member " + dn + " does not exist; skipped");
+    return Match::unmatched;
+  }
+  const Entry& e = entry.value();
+  if (!e.member.empty()) {  // a nested group
+    auto npath = path;
+    npath.push_back({Rule::group, e.dn, "nested group"});
+    return expand_group(e, detail, npath, depth, yielded);
+  }
+  if (e.mail.empty()) {
+    result_.warnings.push_back("member " + dn + " has no mail address; skipped");
+    return Match::unmatched;
+  }
+  for (const auto& mail : e.mail) {
+    const auto parsed = parse_address(with_detail(mail, detail));
+    if (!parsed.address) {
+      result_.warnings.push_back("member " + dn + " has an invalid mail address; skipped");
+      continue;
+    }
+    auto mpath = path;
+    mpath.push_back({Rule::member, parsed.address->str(), e.dn});
+    const Match m = route_address(*parsed.address, std::move(mpath), depth + 1);
+    if (m == Match::trouble) return m;
+    if (m == Match::matched) {
+      ++yielded;
+    } else if (m == Match::unmatched) {
+      result_.warnings.push_back("member " + dn + " (" + parsed.address->str() + ") routes nowhere; skipped");
+    }
+  }
+  return Match::matched;
+}
+
+RouteResult Router::route(std::string_view text) const {
+  RouteResult result;
+  result.input = std::string(text);
+  const auto parsed = parse_address(text);
+  if (!parsed.address) {
+    result.outcome = Outcome::invalid;
+    result.reason = parsed.error;
+    return result;
+  }
+  if (!is_hosted(parsed.address->domain)) {
+    result.outcome = Outcome::not_hosted;
+    result.reason = "domain " + parsed.address->domain + " is not hosted here";
+    return result;
+  }
+  Resolution resolution(*this, result);
+  const auto m = resolution.route_address(*parsed.address, {}, 0);
+  if (m == Resolution::Match::trouble) {
+    result.outcome = Outcome::trouble;
+    result.targets.clear();  // never a partial answer: the whole recipient waits
+    result.reason = result.trouble->reason;
+  } else if (result.targets.empty()) {
+    result.outcome = Outcome::unknown;
+    result.reason = "no rule matched " + parsed.address->str();
+  } else {
+    result.outcome = Outcome::routed;
+  }
+  return result;
+}
+
+}  // namespace chainmail
