@@ -198,8 +198,6 @@ std::vector<ConfigError> validate(const Config& c) {
     if (uri.rfind("ldap://", 0) != 0 && uri.rfind("ldaps://", 0) != 0 && uri.rfind("ldapi://", 0) != 0)
       err("directory.uris", "\"" + uri + "\" is not an ldap://, ldaps:// or ldapi:// URI");
   }
-  if (!d.bind_password.empty() && !d.bind_password_file.empty())
-    err("directory.bind_password", "set bind_password or bind_password_file, not both");
   if (d.user_filter.find('%') == std::string::npos)
     err("directory.user_filter", "the user filter must use the address (%s, %u or %d)");
   if (d.group_filter.find("%u") == std::string::npos)

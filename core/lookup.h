@@ -34,6 +34,7 @@ class Lookup {
   bool is_not_found() const { return status_ == LookupStatus::not_found; }
   bool is_trouble() const { return status_ == LookupStatus::trouble; }
   const T& value() const { return *value_; }
+  T take() { return std::move(*value_); }  // moves the value out (for move-only values)
   const Trouble& trouble_info() const { return trouble_; }
 
  private:

@@ -243,6 +243,7 @@ Resolution::Match Resolution::route_address(const Address& address, std::vector<
     } else if (dc == DC::main) {
       if (e.uid.empty()) return fail(Trouble::configuration(e.dn + " has a mail address but no uid"));
       path.push_back({Rule::user, address.str(), e.dn});
+      if (e.locked) result_.warnings.push_back(e.dn + " is locked: login refused, mail still delivered");
       return finish(add_target(TargetKind::mailbox, e.uid + lp.detail + "@" + o_.mailbox_domain, std::move(path)));
     }
   }
@@ -310,7 +311,7 @@ Resolution::Match Resolution::route_address(const Address& address, std::vector<
 
 Resolution::Match Resolution::expand_group(const Entry& group, const std::string& detail,
                                            const std::vector<Step>& path, std::size_t depth, std::size_t& yielded) {
-  const std::string key = "dn:" + ascii_lower(group.dn);
+  const std::string key = ascii_lower(group.dn);  // DNs and addresses cannot collide: one has "@"
   bool duplicate = false;
   if (const Match m = guard(key, depth + 1, duplicate); m != Match::matched) return m;
   if (duplicate) {

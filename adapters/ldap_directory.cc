@@ -1,0 +1,253 @@
+#include "adapters/ldap_directory.h"
+
+#include <ldap.h>
+#include <sys/time.h>
+
+#include <utility>
+
+#include "core/address.h"
+#include "core/ldap_escape.h"
+
+namespace chainmail {
+
+struct LdapDirectory::Connection {
+  LDAP* ld = nullptr;
+  std::string uri;
+};
+
+void LdapDirectory::ConnectionDeleter::operator()(Connection* c) const {
+  if (c->ld != nullptr) ldap_unbind_ext_s(c->ld, nullptr, nullptr);
+  delete c;
+}
+
+namespace {
+
+timeval to_timeval(std::chrono::milliseconds ms) {
+  timeval tv{};
+  tv.tv_sec = static_cast<time_t>(ms.count() / 1000);
+  tv.tv_usec = static_cast<suseconds_t>((ms.count() % 1000) * 1000);
+  return tv;
+}
+
+struct MessageFree {
+  void operator()(LDAPMessage* m) const { ldap_msgfree(m); }
+};
+using MessagePtr = std::unique_ptr<LDAPMessage, MessageFree>;
+
+struct ValuesFree {
+  void operator()(berval** v) const { ldap_value_free_len(v); }
+};
+
+std::vector<std::string> values_of(LDAP* ld, LDAPMessage* entry, const std::string& attr) {
+  std::vector<std::string> out;
+  if (attr.empty()) return out;
+  const std::unique_ptr<berval*, ValuesFree> vals(ldap_get_values_len(ld, entry, attr.c_str()));
+  if (!vals) return out;
+  for (berval** v = vals.get(); *v != nullptr; ++v) out.emplace_back((*v)->bv_val, (*v)->bv_len);
+  return out;
+}
+
+// Errors that mean the connection is gone or unusable: drop it and (once) try a fresh one.
+bool connection_lost(int rc) { return rc == LDAP_SERVER_DOWN || rc == LDAP_CONNECT_ERROR; }
+
+}  // namespace
+
+LdapOptions LdapOptions::from(const Config& config) {
+  const auto& d = config.directory;
+  LdapOptions o;
+  o.uris = d.uris;
+  o.bind_dn = d.bind_dn;
+  o.bind_password = d.bind_password;
+  o.starttls = d.starttls;
+  o.ca_file = d.ca_file;
+  o.connect_timeout = std::chrono::milliseconds(d.connect_timeout_ms);
+  o.search_timeout = std::chrono::milliseconds(d.search_timeout_ms);
+  o.size_limit = static_cast<int>(d.size_limit);
+  o.max_connections = static_cast<std::size_t>(d.max_connections);
+  o.schema = DirectorySchema::from(config);
+  return o;
+}
+
+LdapDirectory::LdapDirectory(LdapOptions options) : options_(std::move(options)) {
+  const auto& s = options_.schema;
+  for (const std::string* a : {&s.mail, &s.uid, &s.forward, &s.member, &s.lock}) {
+    if (!a->empty()) attr_storage_.push_back(*a);
+  }
+  for (auto& a : attr_storage_) attrs_.push_back(a.data());
+  attrs_.push_back(nullptr);
+}
+
+LdapDirectory::~LdapDirectory() = default;
+
+Lookup<LdapDirectory::ConnectionPtr> LdapDirectory::connect() {
+  using R = Lookup<ConnectionPtr>;
+  if (!options_.bind_dn.empty() && options_.bind_password.empty()) {
+    // An empty password makes a simple bind "unauthenticated" and it succeeds without proving anything.
+    return R::trouble(Trouble::configuration("directory.bind_dn is set but the bind password is empty"));
+  }
+  std::string failures;
+  for (const auto& uri : options_.uris) {
+    ConnectionPtr c(new Connection{nullptr, uri});
+    auto failed = [&](const std::string& why) {
+      failures += (failures.empty() ? "" : "; ") + uri + ": " + why;
+    };
+    int rc = ldap_initialize(&c->ld, uri.c_str());
+    if (rc != LDAP_SUCCESS) {
+      failed(ldap_err2string(rc));
+      continue;
+    }
+    const int version = LDAP_VERSION3;
+    const timeval net = to_timeval(options_.connect_timeout);
+    const timeval op = to_timeval(options_.search_timeout);
+    ldap_set_option(c->ld, LDAP_OPT_PROTOCOL_VERSION, &version);
+    ldap_set_option(c->ld, LDAP_OPT_NETWORK_TIMEOUT, &net);
+    ldap_set_option(c->ld, LDAP_OPT_TIMEOUT, &op);
+    ldap_set_option(c->ld, LDAP_OPT_REFERRALS, LDAP_OPT_OFF);
+    if (!options_.ca_file.empty() || options_.starttls || uri.rfind("ldaps://", 0) == 0) {
+      const int demand = LDAP_OPT_X_TLS_DEMAND;
+      const int new_ctx = 0;
+      ldap_set_option(c->ld, LDAP_OPT_X_TLS_REQUIRE_CERT, &demand);
+      if (!options_.ca_file.empty()) ldap_set_option(c->ld, LDAP_OPT_X_TLS_CACERTFILE, options_.ca_file.c_str());
+      ldap_set_option(c->ld, LDAP_OPT_X_TLS_NEWCTX, &new_ctx);
+    }
+    if (options_.starttls && uri.rfind("ldap://", 0) == 0) {
+      rc = ldap_start_tls_s(c->ld, nullptr, nullptr);
+      if (rc != LDAP_SUCCESS) {
+        failed(std::string("StartTLS: ") + ldap_err2string(rc));
+        continue;
+      }
+    }
+    berval cred{};
+    cred.bv_val = options_.bind_password.data();
+    cred.bv_len = options_.bind_password.size();
+    const char* dn = options_.bind_dn.empty() ? nullptr : options_.bind_dn.c_str();
+    rc = ldap_sasl_bind_s(c->ld, dn, LDAP_SASL_SIMPLE, &cred, nullptr, nullptr, nullptr);
+    if (rc == LDAP_INVALID_CREDENTIALS) {
+      return R::trouble(Trouble::configuration(uri + ": bind as " + options_.bind_dn + " refused: " +
+                                               ldap_err2string(rc)));
+    }
+    if (rc != LDAP_SUCCESS) {
+      failed(std::string("bind: ") + ldap_err2string(rc));
+      continue;
+    }
+    return R::found(std::move(c));
+  }
+  return R::trouble(Trouble::temporary("no LDAP server answered (" + failures + ")"));
+}
+
+Lookup<LdapDirectory::ConnectionPtr> LdapDirectory::acquire() {
+  std::unique_lock lock(mutex_);
+  available_.wait(lock, [this] { return !idle_.empty() || open_ < options_.max_connections; });
+  if (!idle_.empty()) {
+    ConnectionPtr c = std::move(idle_.back());
+    idle_.pop_back();
+    return Lookup<ConnectionPtr>::found(std::move(c));
+  }
+  ++open_;
+  lock.unlock();
+  auto c = connect();  // outside the lock: connecting may take connect_timeout per URI
+  if (!c.is_found()) discard();
+  return c;
+}
+
+void LdapDirectory::release(ConnectionPtr c) {
+  {
+    const std::lock_guard lock(mutex_);
+    idle_.push_back(std::move(c));
+  }
+  available_.notify_one();
+}
+
+void LdapDirectory::discard() {
+  {
+    const std::lock_guard lock(mutex_);
+    --open_;
+  }
+  available_.notify_one();
+}
+
+Lookup<Entry> LdapDirectory::search_one(const std::string& base, int scope, const std::string& filter,
+                                        std::string_view what) {
+  using R = Lookup<Entry>;
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    auto acquired = acquire();
+    if (acquired.is_trouble()) return R::trouble(acquired.trouble_info());
+    ConnectionPtr conn = acquired.take();
+
+    timeval timeout = to_timeval(options_.search_timeout);
+    LDAPMessage* raw = nullptr;
+    searches_.fetch_add(1, std::memory_order_relaxed);
+    const int rc = ldap_search_ext_s(conn->ld, base.c_str(), scope, filter.c_str(), attrs_.data(), 0, nullptr,
+                                     nullptr, &timeout, options_.size_limit, &raw);
+    const MessagePtr result(raw);
+    if (connection_lost(rc) && attempt == 0) {
+      conn.reset();  // a stale connection (server restarted): reconnect, with failover, once
+      discard();
+      continue;
+    }
+    if (rc == LDAP_NO_SUCH_OBJECT) {
+      release(std::move(conn));
+      return R::not_found();
+    }
+    if (rc != LDAP_SUCCESS) {
+      const std::string why = conn->uri + ": search for " + std::string(what) + ": " + ldap_err2string(rc);
+      const bool temporary = rc == LDAP_TIMEOUT || rc == LDAP_TIMELIMIT_EXCEEDED || rc == LDAP_BUSY ||
+                             rc == LDAP_UNAVAILABLE || rc == LDAP_SERVER_DOWN || rc == LDAP_CONNECT_ERROR ||
+                             rc == LDAP_ADMINLIMIT_EXCEEDED;
+      // After a timeout the connection is in an unknown state; after an error we do not trust it either.
+      conn.reset();
+      discard();
+      if (rc == LDAP_SIZELIMIT_EXCEEDED) {
+        return R::trouble(Trouble::configuration(why + " (more than directory.size_limit = " +
+                                                 std::to_string(options_.size_limit) + " entries)"));
+      }
+      return R::trouble(temporary ? Trouble::temporary(why) : Trouble::configuration(why));
+    }
+
+    std::vector<Entry> entries;
+    for (LDAPMessage* e = ldap_first_entry(conn->ld, result.get()); e != nullptr;
+         e = ldap_next_entry(conn->ld, e)) {
+      Entry entry;
+      if (char* dn = ldap_get_dn(conn->ld, e); dn != nullptr) {
+        entry.dn = dn;
+        ldap_memfree(dn);
+      }
+      const auto& s = options_.schema;
+      const auto uid = values_of(conn->ld, e, s.uid);
+      if (!uid.empty()) entry.uid = uid.front();
+      entry.mail = values_of(conn->ld, e, s.mail);
+      entry.forward = values_of(conn->ld, e, s.forward);
+      entry.member = values_of(conn->ld, e, s.member);
+      const auto lock = values_of(conn->ld, e, s.lock);
+      entry.locked = !lock.empty() && iequals(lock.front(), "true");
+      entries.push_back(std::move(entry));
+    }
+    release(std::move(conn));
+    if (entries.empty()) return R::not_found();
+    if (entries.size() > 1) {
+      return R::trouble(Trouble::configuration(std::to_string(entries.size()) + " entries match " +
+                                               std::string(what) + " (" + entries[0].dn + ", " +
+                                               entries[1].dn + ")"));
+    }
+    return R::found(std::move(entries.front()));
+  }
+  return R::trouble(Trouble::temporary("LDAP connection lost twice"));
+}
+
+Lookup<Entry> LdapDirectory::user_by_mail(std::string_view address) {
+  return search_one(options_.schema.user_base, LDAP_SCOPE_SUBTREE,
+                    expand_filter(options_.schema.user_filter, address), address);
+}
+
+Lookup<Entry> LdapDirectory::group_by_name(std::string_view name) {
+  return search_one(options_.schema.group_base, LDAP_SCOPE_SUBTREE,
+                    expand_filter(options_.schema.group_filter, name), name);
+}
+
+Lookup<Entry> LdapDirectory::entry_by_dn(std::string_view dn) {
+  // A DN from a member attribute comes from the directory itself, but it may be malformed; the server
+  // answers that with invalidDNSyntax, which is configuration trouble, not a crash.
+  return search_one(std::string(dn), LDAP_SCOPE_BASE, "(objectClass=*)", dn);
+}
+
+}  // namespace chainmail
