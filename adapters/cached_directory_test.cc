@@ -1,1 +1,96 @@
+#include "adapters/cached_directory.h"
+
 #include <gtest/gtest.h>
+
+#include <map>
+
+namespace chainmail {
+namespace {
+
+// Answers from a script and counts the questions.
+class ScriptedDirectory : public Directory {
+ public:
+  std::map<std::string, Lookup<Entry>, std::less<>> answers;
+  int calls = 0;
+
+  Lookup<Entry> answer(std::string_view key) {
+    ++calls;
+    const auto it = answers.find(key);
+    return it == answers.end() ? Lookup<Entry>::not_found() : it->second;
+  }
+  Lookup<Entry> user_by_mail(std::string_view a) override { return answer(a); }
+  Lookup<Entry> group_by_name(std::string_view n) override { return answer(n); }
+  Lookup<Entry> entry_by_dn(std::string_view dn) override { return answer(dn); }
+};
+
+class CachedDirectoryTest : public ::testing::Test {
+ protected:
+  std::chrono::steady_clock::time_point now{};
+  ScriptedDirectory inner;
+  CachedDirectory make(std::size_t max_entries = 1000) {
+    return CachedDirectory(inner,
+                           CacheOptions{max_entries, std::chrono::seconds(60), std::chrono::seconds(10)},
+                           [this] { return now; });
+  }
+};
+
+TEST_F(CachedDirectoryTest, FoundIsReusedUntilItsTtl) {
+  inner.answers.emplace("alice@pydis.wtf",
+                        Lookup<Entry>::found(Entry{"uid=alice", "alice", {}, {}, {}, false}));
+  auto cache = make();
+  EXPECT_TRUE(cache.user_by_mail("alice@pydis.wtf").is_found());
+  EXPECT_TRUE(cache.user_by_mail("ALICE@pydis.wtf").is_found()) << "mail matches case-insensitively";
+  EXPECT_EQ(inner.calls, 1);
+  now += std::chrono::seconds(59);
+  cache.user_by_mail("alice@pydis.wtf");
+  EXPECT_EQ(inner.calls, 1);
+  now += std::chrono::seconds(2);
+  cache.user_by_mail("alice@pydis.wtf");
+  EXPECT_EQ(inner.calls, 2);
+}
+
+TEST_F(CachedDirectoryTest, NotFoundHasItsOwnTtl) {
+  auto cache = make();
+  EXPECT_TRUE(cache.user_by_mail("nobody@pydis.wtf").is_not_found());
+  now += std::chrono::seconds(9);
+  cache.user_by_mail("nobody@pydis.wtf");
+  EXPECT_EQ(inner.calls, 1);
+  now += std::chrono::seconds(2);
+  cache.user_by_mail("nobody@pydis.wtf");
+  EXPECT_EQ(inner.calls, 2);
+}
+
+TEST_F(CachedDirectoryTest, TroubleIsNeverCached) {
+  inner.answers.emplace("devops", Lookup<Entry>::trouble(Trouble::temporary("server down")));
+  auto cache = make();
+  EXPECT_TRUE(cache.group_by_name("devops").is_trouble());
+  EXPECT_TRUE(cache.group_by_name("devops").is_trouble());
+  EXPECT_EQ(inner.calls, 2);
+}
+
+TEST_F(CachedDirectoryTest, KindsOfLookupDoNotShareKeys) {
+  auto cache = make();
+  cache.user_by_mail("x");
+  cache.group_by_name("x");
+  cache.entry_by_dn("x");
+  EXPECT_EQ(inner.calls, 3);
+}
+
+TEST_F(CachedDirectoryTest, SizeIsBounded) {
+  auto cache = make(64);
+  for (int i = 0; i < 1000; ++i) cache.user_by_mail("u" + std::to_string(i) + "@pydis.wtf");
+  EXPECT_LE(cache.size(), 64U);
+  EXPECT_GT(cache.size(), 0U);
+}
+
+TEST_F(CachedDirectoryTest, RecentlyUsedSurvivesEviction) {
+  auto cache = make(16);  // one entry per shard
+  cache.user_by_mail("keep@pydis.wtf");
+  for (int i = 0; i < 200; ++i) cache.user_by_mail("u" + std::to_string(i) + "@pydis.wtf");
+  const int before = inner.calls;
+  cache.user_by_mail("keep@pydis.wtf");
+  EXPECT_EQ(inner.calls, before + 1) << "with one slot per shard the old key was evicted";
+}
+
+}  // namespace
+}  // namespace chainmail

@@ -1,11 +1,11 @@
 #include "adapters/config_loader.h"
 
 #include <fmt/format.h>
+#include <toml++/toml.h>
 
 #include <fstream>
 #include <map>
 #include <sstream>
-#include <toml++/toml.h>
 
 namespace chainmail {
 namespace {
@@ -21,7 +21,8 @@ std::string quote(std::string_view s) {
 
 class Loader {
  public:
-  Loader(std::string name, std::filesystem::path base_dir) : name_(std::move(name)), base_(std::move(base_dir)) {}
+  Loader(std::string name, std::filesystem::path base_dir)
+      : name_(std::move(name)), base_(std::move(base_dir)) {}
 
   LoadedConfig load(std::string_view text) {
     out_.config = default_config();
@@ -192,7 +193,8 @@ class Loader {
 
 }  // namespace
 
-LoadedConfig load_config_text(std::string_view text, const std::string& name, const std::filesystem::path& base_dir) {
+LoadedConfig load_config_text(std::string_view text, const std::string& name,
+                              const std::filesystem::path& base_dir) {
   return Loader(name, base_dir).load(text);
 }
 
@@ -216,7 +218,8 @@ std::string render_defaults() {
     std::string help = "# " + std::string(p.help) + "\n";
     if (const auto* t = std::get_if<TableParam>(&p.kind)) {
       out += "\n" + help + "[" + sec + "]\n";
-      out += t->single ? "# \"address\" = \"service\"\n" : "# \"address\" or local_part = \"target\" or [\"t1\", \"t2\"]\n";
+      out += t->single ? "# \"address\" = \"service\"\n"
+                       : "# \"address\" or local_part = \"target\" or [\"t1\", \"t2\"]\n";
       section.clear();
       continue;
     }
@@ -243,7 +246,8 @@ std::string render_defaults() {
           }
         },
         p.kind);
-    out += "# " + std::string(p.help) + bounds + "\n" + std::string(p.key.substr(dot + 1)) + " = " + value + "\n";
+    out += "# " + std::string(p.help) + bounds + "\n" + std::string(p.key.substr(dot + 1)) + " = " + value +
+           "\n";
   }
   return out;
 }

@@ -21,7 +21,8 @@ struct LoadedConfig {
 };
 
 LoadedConfig load_config_file(const std::filesystem::path& file);
-LoadedConfig load_config_text(std::string_view text, const std::string& name, const std::filesystem::path& base_dir);
+LoadedConfig load_config_text(std::string_view text, const std::string& name,
+                              const std::filesystem::path& base_dir);
 
 // Every parameter with its default and help, as a commented TOML file (`chainmail config defaults`).
 std::string render_defaults();

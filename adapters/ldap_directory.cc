@@ -48,7 +48,9 @@ std::vector<std::string> values_of(LDAP* ld, LDAPMessage* entry, const std::stri
 }
 
 // Errors that mean the connection is gone or unusable: drop it and (once) try a fresh one.
-bool connection_lost(int rc) { return rc == LDAP_SERVER_DOWN || rc == LDAP_CONNECT_ERROR; }
+bool connection_lost(int rc) {
+  return rc == LDAP_SERVER_DOWN || rc == LDAP_CONNECT_ERROR;
+}
 
 }  // namespace
 
@@ -107,7 +109,8 @@ Lookup<LdapDirectory::ConnectionPtr> LdapDirectory::connect() {
       const int demand = LDAP_OPT_X_TLS_DEMAND;
       const int new_ctx = 0;
       ldap_set_option(c->ld, LDAP_OPT_X_TLS_REQUIRE_CERT, &demand);
-      if (!options_.ca_file.empty()) ldap_set_option(c->ld, LDAP_OPT_X_TLS_CACERTFILE, options_.ca_file.c_str());
+      if (!options_.ca_file.empty())
+        ldap_set_option(c->ld, LDAP_OPT_X_TLS_CACERTFILE, options_.ca_file.c_str());
       ldap_set_option(c->ld, LDAP_OPT_X_TLS_NEWCTX, &new_ctx);
     }
     if (options_.starttls && uri.rfind("ldap://", 0) == 0) {
@@ -123,8 +126,8 @@ Lookup<LdapDirectory::ConnectionPtr> LdapDirectory::connect() {
     const char* dn = options_.bind_dn.empty() ? nullptr : options_.bind_dn.c_str();
     rc = ldap_sasl_bind_s(c->ld, dn, LDAP_SASL_SIMPLE, &cred, nullptr, nullptr, nullptr);
     if (rc == LDAP_INVALID_CREDENTIALS) {
-      return R::trouble(Trouble::configuration(uri + ": bind as " + options_.bind_dn + " refused: " +
-                                               ldap_err2string(rc)));
+      return R::trouble(
+          Trouble::configuration(uri + ": bind as " + options_.bind_dn + " refused: " + ldap_err2string(rc)));
     }
     if (rc != LDAP_SUCCESS) {
       failed(std::string("bind: ") + ldap_err2string(rc));
@@ -198,8 +201,8 @@ Lookup<Entry> LdapDirectory::search_one(const std::string& base, int scope, cons
       conn.reset();
       discard();
       if (rc == LDAP_SIZELIMIT_EXCEEDED) {
-        return R::trouble(Trouble::configuration(why + " (more than directory.size_limit = " +
-                                                 std::to_string(options_.size_limit) + " entries)"));
+        return R::trouble(Trouble::configuration(
+            why + " (more than directory.size_limit = " + std::to_string(options_.size_limit) + " entries)"));
       }
       return R::trouble(temporary ? Trouble::temporary(why) : Trouble::configuration(why));
     }

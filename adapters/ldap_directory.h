@@ -61,14 +61,15 @@ class LdapDirectory : public Directory {
   };
   using ConnectionPtr = std::unique_ptr<Connection, ConnectionDeleter>;
 
-  Lookup<Entry> search_one(const std::string& base, int scope, const std::string& filter, std::string_view what);
+  Lookup<Entry> search_one(const std::string& base, int scope, const std::string& filter,
+                           std::string_view what);
   Lookup<ConnectionPtr> acquire();
   void release(ConnectionPtr c);
   void discard();
   Lookup<ConnectionPtr> connect();
 
   LdapOptions options_;
-  std::vector<char*> attrs_;        // NULL-terminated list for ldap_search_ext_s
+  std::vector<char*> attrs_;  // NULL-terminated list for ldap_search_ext_s
   std::vector<std::string> attr_storage_;
   std::mutex mutex_;
   std::condition_variable available_;

@@ -56,7 +56,8 @@ LdifDirectory::LdifDirectory(const std::filesystem::path& file, DirectorySchema 
     const unsigned long record_line = line + 1;
     const int got = ldif_read_record(fp.get(), &line, &buf, &buflen);
     if (got == 0) break;
-    if (got < 0) throw std::runtime_error(file.string() + ":" + std::to_string(record_line) + ": cannot read");
+    if (got < 0)
+      throw std::runtime_error(file.string() + ":" + std::to_string(record_line) + ": cannot read");
     berval rbuf{};
     rbuf.bv_val = buf;
     rbuf.bv_len = std::strlen(buf);
@@ -78,7 +79,8 @@ LdifDirectory::LdifDirectory(const std::filesystem::path& file, DirectorySchema 
       const std::string type = (*m)->mod_type;
       std::vector<std::string> values;
       if (((*m)->mod_op & LDAP_MOD_BVALUES) != 0 && (*m)->mod_bvalues != nullptr) {
-        for (berval** v = (*m)->mod_bvalues; *v != nullptr; ++v) values.emplace_back((*v)->bv_val, (*v)->bv_len);
+        for (berval** v = (*m)->mod_bvalues; *v != nullptr; ++v)
+          values.emplace_back((*v)->bv_val, (*v)->bv_len);
       }
       if (iequals(type, schema_.mail)) e.mail = values;
       if (iequals(type, schema_.forward)) e.forward = values;
@@ -89,7 +91,8 @@ LdifDirectory::LdifDirectory(const std::filesystem::path& file, DirectorySchema 
     }
     const std::string ndn = normalize_dn(e.dn);
     if (by_dn_.count(ndn) != 0) {
-      throw std::runtime_error(file.string() + ":" + std::to_string(record_line) + ": duplicate entry " + e.dn);
+      throw std::runtime_error(file.string() + ":" + std::to_string(record_line) + ": duplicate entry " +
+                               e.dn);
     }
     const std::size_t index = entries_.size();
     by_dn_.emplace(ndn, index);

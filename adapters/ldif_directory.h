@@ -1,9 +1,9 @@
 // ldif_directory.h - a directory read from an LDIF file: the embedded default for the CLI and small setups.
 //
-// The whole file is loaded at construction (RFC 2849, parsed by libldap's LDIF reader) and indexed the way the
-// LDAP directory searches: users by mail under the user base, groups by cn under the group base, entries by
-// normalised DN. Matching is case-insensitive, as LDAP's mail and cn matching rules are. The filter templates
-// of the configuration are LDAP-only; the LDIF directory uses the bases and attribute names.
+// The whole file is loaded at construction (RFC 2849, parsed by libldap's LDIF reader) and indexed the way
+// the LDAP directory searches: users by mail under the user base, groups by cn under the group base, entries
+// by normalised DN. Matching is case-insensitive, as LDAP's mail and cn matching rules are. The filter
+// templates of the configuration are LDAP-only; the LDIF directory uses the bases and attribute names.
 //
 // DIAGNOSTICS: a file that cannot be read or parsed throws std::runtime_error naming the file and line.
 #pragma once

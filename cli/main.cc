@@ -38,7 +38,8 @@ std::optional<Config> load_or_report(const std::string& path) {
   return std::move(loaded.config);
 }
 
-int cmd_route(const std::string& config_path, const std::vector<std::string>& addresses, bool json, bool stats) {
+int cmd_route(const std::string& config_path, const std::vector<std::string>& addresses, bool json,
+              bool stats) {
   const auto config = load_or_report(config_path);
   if (!config) return EX_CONFIG;
   std::optional<chainmail::DirectoryStack> stack;
@@ -50,6 +51,7 @@ int cmd_route(const std::string& config_path, const std::vector<std::string>& ad
   }
   const chainmail::Router router(*config, stack->directory());
   std::vector<chainmail::RouteResult> results;
+  results.reserve(addresses.size());
   for (const auto& a : addresses) results.push_back(router.route(a));
 
   if (json) {
@@ -62,7 +64,8 @@ int cmd_route(const std::string& config_path, const std::vector<std::string>& ad
   if (stats) {
     std::cerr << "stats:";
     if (auto* ldap = stack->ldap()) std::cerr << " ldap_round_trips=" << ldap->round_trips();
-    if (auto* cache = stack->cache()) std::cerr << " cache_hits=" << cache->hits() << " cache_misses=" << cache->misses();
+    if (auto* cache = stack->cache())
+      std::cerr << " cache_hits=" << cache->hits() << " cache_misses=" << cache->misses();
     std::cerr << "\n";
   }
   return chainmail::route_exit_status(results);
@@ -130,7 +133,8 @@ int main(int argc, char** argv) {
   std::vector<std::string> addresses;
   bool json = false;
   bool stats = false;
-  route->add_option("--config", config_path, "Configuration file (default $CHAINMAIL_CONFIG or /etc/chainmail/chainmail.conf)");
+  route->add_option("--config", config_path,
+                    "Configuration file (default $CHAINMAIL_CONFIG or /etc/chainmail/chainmail.conf)");
   route->add_flag("--json", json, "Print JSON");
   route->add_flag("--stats", stats, "Print directory round trips and cache use to stderr");
   route->add_option("address", addresses, "Addresses to route")->required();

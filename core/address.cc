@@ -15,8 +15,12 @@ bool is_atext(char c) {
 }
 
 // RFC 5321 qtextSMTP and the character allowed after a backslash (quoted-pairSMTP).
-bool is_qtext(unsigned char c) { return c == 32 || c == 33 || (c >= 35 && c <= 91) || (c >= 93 && c <= 126); }
-bool is_quotable(unsigned char c) { return c >= 32 && c <= 126; }
+bool is_qtext(unsigned char c) {
+  return c == 32 || c == 33 || (c >= 35 && c <= 91) || (c >= 93 && c <= 126);
+}
+bool is_quotable(unsigned char c) {
+  return c >= 32 && c <= 126;
+}
 
 bool valid_label(std::string_view label) {
   if (label.empty() || label.size() > 63) return false;

@@ -43,8 +43,9 @@ TEST(Address, ParsesPerRfc5321) {
       {std::string(65, 'a') + "@pydis.wtf", false, "", ""},
       {"a@" + std::string(63, 'b') + "." + std::string(63, 'c') + "." + std::string(63, 'd') + "." +
            std::string(63, 'e'),
-       true, "a", std::string(63, 'b') + "." + std::string(63, 'c') + "." + std::string(63, 'd') + "." +
-                      std::string(63, 'e')},
+       true, "a",
+       std::string(63, 'b') + "." + std::string(63, 'c') + "." + std::string(63, 'd') + "." +
+           std::string(63, 'e')},
       {"a@" + std::string(64, 'b') + ".com", false, "", ""},
       {std::string(321, 'a'), false, "", ""},
   };

@@ -17,7 +17,8 @@ const std::array kParams = {
     Param{"domains.main", "The main hosted domain; domain aliases and the directory's mail values use it.",
           StringParam{"pydis.wtf", [](Config& c) -> std::string& { return c.domains.main; }}},
     Param{"domains.aliases", "Domains that reach the same people as the main domain (x@alias = x@main).",
-          ListParam{kDemoAliasDomains, [](Config& c) -> std::vector<std::string>& { return c.domains.aliases; }}},
+          ListParam{kDemoAliasDomains,
+                    [](Config& c) -> std::vector<std::string>& { return c.domains.aliases; }}},
     Param{"domains.internal", "The internal domain of service accounts (rule e). Empty: none.",
           StringParam{"int.pydis.wtf", [](Config& c) -> std::string& { return c.domains.internal; }}},
 
@@ -25,12 +26,15 @@ const std::array kParams = {
           "Characters that separate a local part from its detail (joe+lists); each one is a delimiter. "
           "The detail is kept through every expansion, as Postfix does. Empty: no details.",
           StringParam{"+", [](Config& c) -> std::string& { return c.routing.recipient_delimiter; }}},
-    Param{"routing.mailbox_domain", "Domain of mailbox targets (uid@mailbox_domain); Postfix sends it to Dovecot.",
+    Param{"routing.mailbox_domain",
+          "Domain of mailbox targets (uid@mailbox_domain); Postfix sends it to Dovecot.",
           StringParam{"localhost", [](Config& c) -> std::string& { return c.routing.mailbox_domain; }}},
     Param{"routing.service_domain",
           "Domain of service targets (service@service_domain); Postfix pipes it to service-mail.",
-          StringParam{"service-mail.localhost", [](Config& c) -> std::string& { return c.routing.service_domain; }}},
-    Param{"routing.max_depth", "Deepest nesting of groups and aliases followed; deeper is trouble (mail waits).",
+          StringParam{"service-mail.localhost",
+                      [](Config& c) -> std::string& { return c.routing.service_domain; }}},
+    Param{"routing.max_depth",
+          "Deepest nesting of groups and aliases followed; deeper is trouble (mail waits).",
           IntParam{20, 1, 1000, [](Config& c) -> std::int64_t& { return c.routing.max_depth; }}},
     Param{"routing.max_expansion",
           "Most addresses one recipient may expand to (all steps together); more is trouble (mail waits).",
@@ -43,9 +47,11 @@ const std::array kParams = {
           "target or [targets]; a bare target is on the main domain. Targets are routed again.",
           TableParam{false, [](Config& c) -> StringTable& { return c.aliases; }}},
 
-    Param{"directory.uris", "LDAP servers (ldap://, ldaps://), tried in order. Empty: use directory.ldif_file.",
+    Param{"directory.uris",
+          "LDAP servers (ldap://, ldaps://), tried in order. Empty: use directory.ldif_file.",
           ListParam{kNoStrings, [](Config& c) -> std::vector<std::string>& { return c.directory.uris; }}},
-    Param{"directory.ldif_file", "LDIF file used as the directory when no URI is set (relative to this file).",
+    Param{"directory.ldif_file",
+          "LDIF file used as the directory when no URI is set (relative to this file).",
           StringParam{"", [](Config& c) -> std::string& { return c.directory.ldif_file; }}},
     Param{"directory.bind_dn", "DN to bind as. Empty: anonymous.",
           StringParam{"", [](Config& c) -> std::string& { return c.directory.bind_dn; }}},
@@ -55,10 +61,12 @@ const std::array kParams = {
           StringParam{"", [](Config& c) -> std::string& { return c.directory.bind_password_file; }}},
     Param{"directory.base_dn", "Base DN of the directory.",
           StringParam{"dc=example,dc=org", [](Config& c) -> std::string& { return c.directory.base_dn; }}},
-    Param{"directory.user_base", "Where users are; relative to base_dn unless it ends with it.",
-          StringParam{"cn=users,cn=accounts", [](Config& c) -> std::string& { return c.directory.user_base; }}},
+    Param{
+        "directory.user_base", "Where users are; relative to base_dn unless it ends with it.",
+        StringParam{"cn=users,cn=accounts", [](Config& c) -> std::string& { return c.directory.user_base; }}},
     Param{"directory.group_base", "Where groups are; relative to base_dn unless it ends with it.",
-          StringParam{"cn=groups,cn=accounts", [](Config& c) -> std::string& { return c.directory.group_base; }}},
+          StringParam{"cn=groups,cn=accounts",
+                      [](Config& c) -> std::string& { return c.directory.group_base; }}},
     Param{"directory.user_filter", "Filter finding a user by address: %s address, %u local part, %d domain.",
           StringParam{"(mail=%s)", [](Config& c) -> std::string& { return c.directory.user_filter; }}},
     Param{"directory.group_filter", "Filter finding a group by name: %u the name.",
@@ -68,7 +76,8 @@ const std::array kParams = {
     Param{"directory.uid_attribute", "Attribute naming a user's mailbox.",
           StringParam{"uid", [](Config& c) -> std::string& { return c.directory.uid_attribute; }}},
     Param{"directory.forward_attribute", "Attribute holding a forwarding address (rule b).",
-          StringParam{"registeredAddress", [](Config& c) -> std::string& { return c.directory.forward_attribute; }}},
+          StringParam{"registeredAddress",
+                      [](Config& c) -> std::string& { return c.directory.forward_attribute; }}},
     Param{"directory.member_attribute", "Attribute listing a group's member DNs.",
           StringParam{"member", [](Config& c) -> std::string& { return c.directory.member_attribute; }}},
     Param{"directory.lock_attribute", "Attribute that marks a locked account (TRUE).",
@@ -78,9 +87,11 @@ const std::array kParams = {
     Param{"directory.ca_file", "CA certificates to verify the server with (ldaps:// and StartTLS).",
           StringParam{"", [](Config& c) -> std::string& { return c.directory.ca_file; }}},
     Param{"directory.connect_timeout_ms", "Time to connect to one server before trying the next.",
-          IntParam{2000, 10, 600000, [](Config& c) -> std::int64_t& { return c.directory.connect_timeout_ms; }}},
-    Param{"directory.search_timeout_ms", "Time one bind or search may take before it is trouble.",
-          IntParam{5000, 10, 600000, [](Config& c) -> std::int64_t& { return c.directory.search_timeout_ms; }}},
+          IntParam{2000, 10, 600000,
+                   [](Config& c) -> std::int64_t& { return c.directory.connect_timeout_ms; }}},
+    Param{
+        "directory.search_timeout_ms", "Time one bind or search may take before it is trouble.",
+        IntParam{5000, 10, 600000, [](Config& c) -> std::int64_t& { return c.directory.search_timeout_ms; }}},
     Param{"directory.size_limit", "Most entries one search may return; more is trouble.",
           IntParam{1000, 1, 1000000, [](Config& c) -> std::int64_t& { return c.directory.size_limit; }}},
     Param{"directory.max_connections", "Connections kept open for reuse across lookups and threads.",
@@ -95,12 +106,14 @@ const std::array kParams = {
 
     Param{"socketmap.listen", "Where the socketmap server listens: inet:HOST:PORT or unix:PATH.",
           StringParam{"inet:127.0.0.1:10027", [](Config& c) -> std::string& { return c.socketmap.listen; }}},
-    Param{"socketmap.max_request", "Largest request netstring accepted (octets); larger closes the connection.",
+    Param{"socketmap.max_request",
+          "Largest request netstring accepted (octets); larger closes the connection.",
           IntParam{10000, 64, 1000000, [](Config& c) -> std::int64_t& { return c.socketmap.max_request; }}},
     Param{"socketmap.max_reply", "Largest reply (octets); Postfix's socketmap_max_reply_size is 100000.",
           IntParam{100000, 64, 10000000, [](Config& c) -> std::int64_t& { return c.socketmap.max_reply; }}},
-    Param{"socketmap.idle_timeout_ms", "A client silent this long, or this slow to send a request, is dropped.",
-          IntParam{30000, 10, 3600000, [](Config& c) -> std::int64_t& { return c.socketmap.idle_timeout_ms; }}},
+    Param{
+        "socketmap.idle_timeout_ms", "A client silent this long, or this slow to send a request, is dropped.",
+        IntParam{30000, 10, 3600000, [](Config& c) -> std::int64_t& { return c.socketmap.idle_timeout_ms; }}},
     Param{"socketmap.max_clients", "Connections served at once; more wait in the listen queue.",
           IntParam{64, 1, 10000, [](Config& c) -> std::int64_t& { return c.socketmap.max_clients; }}},
 };
@@ -121,7 +134,9 @@ bool valid_domain_name(const std::string& d) {
 
 }  // namespace
 
-std::span<const Param> params() { return kParams; }
+std::span<const Param> params() {
+  return kParams;
+}
 
 Config default_config() {
   Config c;
@@ -144,12 +159,18 @@ Config default_config() {
   return c;
 }
 
-std::string Config::user_base_dn() const { return absolute_base(directory.user_base, directory.base_dn); }
-std::string Config::group_base_dn() const { return absolute_base(directory.group_base, directory.base_dn); }
+std::string Config::user_base_dn() const {
+  return absolute_base(directory.user_base, directory.base_dn);
+}
+std::string Config::group_base_dn() const {
+  return absolute_base(directory.group_base, directory.base_dn);
+}
 
 std::vector<ConfigError> validate(const Config& c) {
   std::vector<ConfigError> errors;
-  auto err = [&errors](std::string key, std::string msg) { errors.push_back({std::move(key), std::move(msg)}); };
+  auto err = [&errors](std::string key, std::string msg) {
+    errors.push_back({std::move(key), std::move(msg)});
+  };
 
   std::set<std::string> seen;
   auto check_domain = [&](const std::string& key, const std::string& d) {
@@ -203,7 +224,7 @@ std::vector<ConfigError> validate(const Config& c) {
   if (d.group_filter.find("%u") == std::string::npos)
     err("directory.group_filter", "the group filter must use the name (%u)");
   for (const auto& [key, f] : {std::pair{"directory.user_filter", &d.user_filter},
-                                std::pair{"directory.group_filter", &d.group_filter}}) {
+                               std::pair{"directory.group_filter", &d.group_filter}}) {
     if (f->empty() || f->front() != '(' || f->back() != ')') err(key, "a filter is enclosed in parentheses");
   }
   return errors;

@@ -49,9 +49,9 @@ TEST(Config, ValidateFindsEveryProblem) {
   c.directory.user_filter = "mail=x";
   std::set<std::string> keys;
   for (const auto& e : validate(c)) keys.insert(e.key);
-  for (const char* want :
-       {"directory.uris", "domains.aliases", "routing.mailbox_domain", "routing.recipient_delimiter",
-        "transport.not an address", "transport.a@pydis.wtf", "aliases.x", "aliases.y", "directory.user_filter"}) {
+  for (const char* want : {"directory.uris", "domains.aliases", "routing.mailbox_domain",
+                           "routing.recipient_delimiter", "transport.not an address", "transport.a@pydis.wtf",
+                           "aliases.x", "aliases.y", "directory.user_filter"}) {
     EXPECT_EQ(keys.count(want), 1U) << want;
   }
 }

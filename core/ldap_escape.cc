@@ -41,7 +41,7 @@ std::string escape_dn_value(std::string_view value) {
     const bool edge_space = ch == ' ' && (i == 0 || i + 1 == value.size());
     const bool leading_hash = ch == '#' && i == 0;
     // RFC 4514 section 2.4.
-    if (c == 0 || c < 0x20 || c == 0x7f) {
+    if (c < 0x20 || c == 0x7f) {
       append_hex(out, c);
     } else if (edge_space || leading_hash || ch == '"' || ch == '+' || ch == ',' || ch == ';' || ch == '<' ||
                ch == '>' || ch == '\\' || ch == '=') {
@@ -65,10 +65,18 @@ std::string expand_filter(std::string_view tmpl, std::string_view address) {
       continue;
     }
     switch (tmpl[++i]) {
-      case 's': out += escape_filter_value(address); break;
-      case 'u': out += escape_filter_value(local); break;
-      case 'd': out += escape_filter_value(domain); break;
-      case '%': out += '%'; break;
+      case 's':
+        out += escape_filter_value(address);
+        break;
+      case 'u':
+        out += escape_filter_value(local);
+        break;
+      case 'd':
+        out += escape_filter_value(domain);
+        break;
+      case '%':
+        out += '%';
+        break;
       default:
         out += '%';
         out += tmpl[i];

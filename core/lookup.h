@@ -38,7 +38,8 @@ class Lookup {
   const Trouble& trouble_info() const { return trouble_; }
 
  private:
-  Lookup(LookupStatus s, std::optional<T> v, Trouble t) : status_(s), value_(std::move(v)), trouble_(std::move(t)) {}
+  Lookup(LookupStatus s, std::optional<T> v, Trouble t)
+      : status_(s), value_(std::move(v)), trouble_(std::move(t)) {}
   LookupStatus status_;
   std::optional<T> value_;
   Trouble trouble_;

@@ -38,7 +38,8 @@ TEST(Netstring, KeepsBinaryPayload) {
 }
 
 TEST(Netstring, RejectsMalformed) {
-  const std::vector<std::string> bad = {"x:abc,", ":abc,", "3:abcd", "01:a,", "101:", "99999999999999999999:"};
+  const std::vector<std::string> bad = {"x:abc,", ":abc,", "3:abcd",
+                                        "01:a,",  "101:",  "99999999999999999999:"};
   for (const auto& wire : bad) {
     NetstringDecoder d(100);
     d.feed(wire);

@@ -8,47 +8,71 @@ namespace chainmail {
 
 std::string_view rule_name(Rule r) {
   switch (r) {
-    case Rule::domain_alias: return "domain-alias";
-    case Rule::transport: return "transport";
-    case Rule::forward: return "forward";
-    case Rule::user: return "user";
-    case Rule::group: return "group";
-    case Rule::member: return "member";
-    case Rule::service_account: return "service-account";
-    case Rule::alias: return "alias";
-    case Rule::external: return "external";
+    case Rule::domain_alias:
+      return "domain-alias";
+    case Rule::transport:
+      return "transport";
+    case Rule::forward:
+      return "forward";
+    case Rule::user:
+      return "user";
+    case Rule::group:
+      return "group";
+    case Rule::member:
+      return "member";
+    case Rule::service_account:
+      return "service-account";
+    case Rule::alias:
+      return "alias";
+    case Rule::external:
+      return "external";
   }
   return "?";
 }
 
 std::string_view rule_letter(Rule r) {
   switch (r) {
-    case Rule::transport: return "a";
-    case Rule::forward: return "b";
-    case Rule::user: return "c";
-    case Rule::group: return "d";
-    case Rule::service_account: return "e";
-    case Rule::alias: return "f";
-    default: return "";
+    case Rule::transport:
+      return "a";
+    case Rule::forward:
+      return "b";
+    case Rule::user:
+      return "c";
+    case Rule::group:
+      return "d";
+    case Rule::service_account:
+      return "e";
+    case Rule::alias:
+      return "f";
+    default:
+      return "";
   }
 }
 
 std::string_view target_kind_name(TargetKind k) {
   switch (k) {
-    case TargetKind::mailbox: return "mailbox";
-    case TargetKind::service: return "service";
-    case TargetKind::forward: return "forward";
+    case TargetKind::mailbox:
+      return "mailbox";
+    case TargetKind::service:
+      return "service";
+    case TargetKind::forward:
+      return "forward";
   }
   return "?";
 }
 
 std::string_view outcome_name(Outcome o) {
   switch (o) {
-    case Outcome::routed: return "routed";
-    case Outcome::unknown: return "unknown";
-    case Outcome::not_hosted: return "not-hosted";
-    case Outcome::invalid: return "invalid";
-    case Outcome::trouble: return "trouble";
+    case Outcome::routed:
+      return "routed";
+    case Outcome::unknown:
+      return "unknown";
+    case Outcome::not_hosted:
+      return "not-hosted";
+    case Outcome::invalid:
+      return "invalid";
+    case Outcome::trouble:
+      return "trouble";
   }
   return "?";
 }
@@ -68,8 +92,8 @@ Router::Router(const Config& config, Directory& directory) : directory_(director
     const auto parsed = parse_address(key);
     if (!parsed.address) return ascii_lower(key);  // a bare local part
     const auto& a = *parsed.address;
-    const bool alias_domain = std::find(opt_.alias_domains.begin(), opt_.alias_domains.end(), a.domain) !=
-                              opt_.alias_domains.end();
+    const bool alias_domain =
+        std::find(opt_.alias_domains.begin(), opt_.alias_domains.end(), a.domain) != opt_.alias_domains.end();
     return ascii_lower(a.local) + "@" + (alias_domain ? opt_.main_domain : a.domain);
   };
   for (const auto& [key, values] : config.transport) {
@@ -113,9 +137,9 @@ class Resolution {
   const Router& r_;
   const Router::Options& o_;
   RouteResult& result_;
-  std::vector<std::string> stack_;            // addresses and DNs being expanded (cycle detection)
-  std::unordered_set<std::string> done_;      // addresses and DNs fully expanded (duplicates)
-  std::unordered_set<std::string> targets_;   // kind + address already delivered to
+  std::vector<std::string> stack_;           // addresses and DNs being expanded (cycle detection)
+  std::unordered_set<std::string> done_;     // addresses and DNs fully expanded (duplicates)
+  std::unordered_set<std::string> targets_;  // kind + address already delivered to
   std::size_t expansions_ = 0;
   bool cycle_warned_ = false;
 
@@ -144,8 +168,8 @@ std::string Resolution::with_detail(const std::string& target, const std::string
 Resolution::Match Resolution::guard(const std::string& key, std::size_t depth, bool& duplicate) {
   duplicate = false;
   if (depth > o_.max_depth) {
-    return fail(Trouble::configuration("nesting deeper than routing.max_depth = " + std::to_string(o_.max_depth) +
-                                       " at " + key));
+    return fail(Trouble::configuration(
+        "nesting deeper than routing.max_depth = " + std::to_string(o_.max_depth) + " at " + key));
   }
   if (++expansions_ > o_.max_expansion) {
     return fail(Trouble::configuration("expansion larger than routing.max_expansion = " +
@@ -154,7 +178,8 @@ Resolution::Match Resolution::guard(const std::string& key, std::size_t depth, b
   if (std::find(stack_.begin(), stack_.end(), key) != stack_.end()) {
     if (!cycle_warned_) {
       std::string cycle;
-      for (auto it = std::find(stack_.begin(), stack_.end(), key); it != stack_.end(); ++it) cycle += *it + " -> ";
+      for (auto it = std::find(stack_.begin(), stack_.end(), key); it != stack_.end(); ++it)
+        cycle += *it + " -> ";
       result_.warnings.push_back("cycle: " + cycle + key + " (expansion stopped there)");
       cycle_warned_ = true;
     }
@@ -166,11 +191,13 @@ Resolution::Match Resolution::guard(const std::string& key, std::size_t depth, b
 
 Resolution::Match Resolution::add_target(TargetKind kind, std::string address, std::vector<Step> path) {
   std::string key = std::string(target_kind_name(kind)) + ":" + ascii_lower(address);
-  if (targets_.insert(std::move(key)).second) result_.targets.push_back({kind, std::move(address), std::move(path)});
+  if (targets_.insert(std::move(key)).second)
+    result_.targets.push_back({kind, std::move(address), std::move(path)});
   return Match::matched;
 }
 
-Resolution::Match Resolution::route_address(const Address& address, std::vector<Step> path, std::size_t depth) {
+Resolution::Match Resolution::route_address(const Address& address, std::vector<Step> path,
+                                            std::size_t depth) {
   using DC = Router::DomainClass;
   const DC dc = r_.classify(address.domain);
   switch (dc) {
@@ -186,7 +213,8 @@ Resolution::Match Resolution::route_address(const Address& address, std::vector<
       break;
   }
   const std::string& domain = dc == DC::main ? o_.main_domain : o_.internal_domain;
-  if (address.domain != domain) path.push_back({Rule::domain_alias, address.str(), "same people as " + domain});
+  if (address.domain != domain)
+    path.push_back({Rule::domain_alias, address.str(), "same people as " + domain});
 
   const LocalPart lp = split_detail(address.local, o_.delimiters);
   const std::string full_key = ascii_lower(address.local) + "@" + domain;
@@ -215,7 +243,8 @@ Resolution::Match Resolution::route_address(const Address& address, std::vector<
     }
     if (service != nullptr) {
       path.push_back({Rule::transport, address.str(), "service " + *service});
-      return finish(add_target(TargetKind::service, *service + detail + "@" + o_.service_domain, std::move(path)));
+      return finish(
+          add_target(TargetKind::service, *service + detail + "@" + o_.service_domain, std::move(path)));
     }
   }
 
@@ -244,7 +273,8 @@ Resolution::Match Resolution::route_address(const Address& address, std::vector<
       if (e.uid.empty()) return fail(Trouble::configuration(e.dn + " has a mail address but no uid"));
       path.push_back({Rule::user, address.str(), e.dn});
       if (e.locked) result_.warnings.push_back(e.dn + " is locked: login refused, mail still delivered");
-      return finish(add_target(TargetKind::mailbox, e.uid + lp.detail + "@" + o_.mailbox_domain, std::move(path)));
+      return finish(
+          add_target(TargetKind::mailbox, e.uid + lp.detail + "@" + o_.mailbox_domain, std::move(path)));
     }
   }
 
@@ -256,9 +286,12 @@ Resolution::Match Resolution::route_address(const Address& address, std::vector<
       auto gpath = path;
       gpath.push_back({Rule::group, address.str(), group.value().dn});
       std::size_t yielded = 0;
-      if (expand_group(group.value(), lp.detail, gpath, depth, yielded) == Match::trouble) return Match::trouble;
+      if (expand_group(group.value(), lp.detail, gpath, depth, yielded) == Match::trouble)
+        return Match::trouble;
       if (yielded > 0) return finish(Match::matched);
-      if (!cycle_warned_) result_.warnings.push_back("group " + group.value().dn + " yields no deliverable address; not matched");
+      if (!cycle_warned_)
+        result_.warnings.push_back("group " + group.value().dn +
+                                   " yields no deliverable address; not matched");
     }
   }
 
@@ -267,7 +300,8 @@ Resolution::Match Resolution::route_address(const Address& address, std::vector<
     const Entry& e = user.value();
     if (e.uid.empty()) return fail(Trouble::configuration(e.dn + " has a mail address but no uid"));
     path.push_back({Rule::service_account, address.str(), e.dn});
-    return finish(add_target(TargetKind::mailbox, e.uid + lp.detail + "@" + o_.mailbox_domain, std::move(path)));
+    return finish(
+        add_target(TargetKind::mailbox, e.uid + lp.detail + "@" + o_.mailbox_domain, std::move(path)));
   }
 
   // f. alias: address keys before bare local parts, each with the detail before without it.
@@ -301,7 +335,8 @@ Resolution::Match Resolution::route_address(const Address& address, std::vector<
         cycled = cycled || m == Match::cycle;
       }
       if (any) return finish(Match::matched);
-      if (!cycled) result_.warnings.push_back("alias " + matched_key + " yields no deliverable address; not matched");
+      if (!cycled)
+        result_.warnings.push_back("alias " + matched_key + " yields no deliverable address; not matched");
     }
   }
 
@@ -310,7 +345,8 @@ Resolution::Match Resolution::route_address(const Address& address, std::vector<
 }
 
 Resolution::Match Resolution::expand_group(const Entry& group, const std::string& detail,
-                                           const std::vector<Step>& path, std::size_t depth, std::size_t& yielded) {
+                                           const std::vector<Step>& path, std::size_t depth,
+                                           std::size_t& yielded) {
   const std::string key = ascii_lower(group.dn);  // DNs and addresses cannot collide: one has "@"
   bool duplicate = false;
   if (const Match m = guard(key, depth + 1, duplicate); m != Match::matched) return m;
@@ -331,7 +367,8 @@ Resolution::Match Resolution::expand_group(const Entry& group, const std::string
 }
 
 Resolution::Match Resolution::expand_dn(const std::string& dn, const std::string& detail,
-                                        const std::vector<Step>& path, std::size_t depth, std::size_t& yielded) {
+                                        const std::vector<Step>& path, std::size_t depth,
+                                        std::size_t& yielded) {
   const auto entry = r_.directory_.entry_by_dn(dn);
   if (entry.is_trouble()) return fail(entry.trouble_info());
   if (entry.is_not_found()) {

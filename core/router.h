@@ -31,7 +31,7 @@
 namespace chainmail {
 
 enum class Rule { domain_alias, transport, forward, user, group, member, service_account, alias, external };
-std::string_view rule_name(Rule r);  // "transport", "forward", ...
+std::string_view rule_name(Rule r);    // "transport", "forward", ...
 std::string_view rule_letter(Rule r);  // the flowchart's letter: "a" ... "f", "" for the others
 
 struct Step {

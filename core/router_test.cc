@@ -9,15 +9,20 @@
 namespace chainmail {
 namespace {
 
-const std::string kUsers = "cn=users,cn=accounts,dc=t";
-const std::string kGroups = "cn=groups,cn=accounts,dc=t";
-std::string user_dn(const std::string& uid) { return "uid=" + uid + "," + kUsers; }
-std::string group_dn(const std::string& cn) { return "cn=" + cn + "," + kGroups; }
+constexpr std::string_view kUsers = "cn=users,cn=accounts,dc=t";
+constexpr std::string_view kGroups = "cn=groups,cn=accounts,dc=t";
+std::string user_dn(const std::string& uid) {
+  return "uid=" + uid + "," + std::string(kUsers);
+}
+std::string group_dn(const std::string& cn) {
+  return "cn=" + cn + "," + std::string(kGroups);
+}
 
 class FakeDirectory : public Directory {
  public:
   void user(const std::string& uid, std::vector<std::string> mail, std::vector<std::string> forward = {}) {
-    entries_[ascii_lower(user_dn(uid))] = Entry{user_dn(uid), uid, std::move(mail), std::move(forward), {}, false};
+    entries_[ascii_lower(user_dn(uid))] =
+        Entry{user_dn(uid), uid, std::move(mail), std::move(forward), {}, false};
   }
   void group(const std::string& cn, std::vector<std::string> member_dns) {
     entries_[ascii_lower(group_dn(cn))] = Entry{group_dn(cn), "", {}, {}, std::move(member_dns), false};
@@ -27,7 +32,8 @@ class FakeDirectory : public Directory {
 
   Lookup<Entry> user_by_mail(std::string_view address) override {
     ++calls;
-    if (failing.count("mail:" + ascii_lower(address)) != 0) return Lookup<Entry>::trouble(Trouble::temporary("down"));
+    if (failing.count("mail:" + ascii_lower(address)) != 0)
+      return Lookup<Entry>::trouble(Trouble::temporary("down"));
     for (const auto& [dn, e] : entries_) {
       for (const auto& m : e.mail) {
         if (iequals(m, address)) return Lookup<Entry>::found(e);
@@ -37,13 +43,15 @@ class FakeDirectory : public Directory {
   }
   Lookup<Entry> group_by_name(std::string_view name) override {
     ++calls;
-    if (failing.count("group:" + ascii_lower(name)) != 0) return Lookup<Entry>::trouble(Trouble::temporary("down"));
+    if (failing.count("group:" + ascii_lower(name)) != 0)
+      return Lookup<Entry>::trouble(Trouble::temporary("down"));
     const auto it = entries_.find(ascii_lower(group_dn(std::string(name))));
     return it == entries_.end() ? Lookup<Entry>::not_found() : Lookup<Entry>::found(it->second);
   }
   Lookup<Entry> entry_by_dn(std::string_view dn) override {
     ++calls;
-    if (failing.count("dn:" + ascii_lower(dn)) != 0) return Lookup<Entry>::trouble(Trouble::temporary("down"));
+    if (failing.count("dn:" + ascii_lower(dn)) != 0)
+      return Lookup<Entry>::trouble(Trouble::temporary("down"));
     const auto it = entries_.find(ascii_lower(dn));
     return it == entries_.end() ? Lookup<Entry>::not_found() : Lookup<Entry>::found(it->second);
   }
@@ -57,14 +65,11 @@ class RouterTest : public ::testing::Test {
   RouterTest() : config_(default_config()) {
     config_.directory.ldif_file = "unused";
     config_.transport = {{"fortune@int.pydis.wtf", {"fortune"}}, {"fredrick@pydis.wtf", {"fredrick"}}};
-    config_.aliases = {{"postmaster", {"devops"}},
-                       {"abuse", {"devops"}},
-                       {"staff", {"alice"}},
-                       {"loop1", {"loop2"}},
-                       {"loop2", {"loop1"}},
-                       {"both@pydis.com", {"alice", "bob@pydis.wtf", "alice@pydis.wtf"}},
-                       {"nowhere", {"ghost"}},
-                       {"outside", {"someone@example.net"}}};
+    config_.aliases = {
+        {"postmaster", {"devops"}}, {"abuse", {"devops"}},
+        {"staff", {"alice"}},       {"loop1", {"loop2"}},
+        {"loop2", {"loop1"}},       {"both@pydis.com", {"alice", "bob@pydis.wtf", "alice@pydis.wtf"}},
+        {"nowhere", {"ghost"}},     {"outside", {"someone@example.net"}}};
     dir_.user("alice", {"alice@pydis.wtf"});
     dir_.user("bob", {"bob@pydis.wtf"});
     dir_.user("joe", {"joe@pydis.wtf"}, {"joe@jb3.dev"});
@@ -81,7 +86,7 @@ class RouterTest : public ::testing::Test {
     dir_.group("nomail-team", {user_dn("nomail")});
     dir_.group("staff", {user_dn("bob")});
     dir_.group("dmarc", {user_dn("alice")});  // a group named like a service account wins (d before e)
-    dir_.group("outsiders", {"uid=ext," + kUsers});
+    dir_.group("outsiders", {"uid=ext," + std::string(kUsers)});
   }
   RouteResult route(const std::string& a) { return Router(config_, dir_).route(a); }
 
@@ -198,8 +203,8 @@ TEST_F(RouterTest, DanglingMembersAreWarnedAbout) {
 }
 
 TEST_F(RouterTest, TroubleIsNeverUnknown) {
-  for (const std::string& key :
-       std::vector<std::string>{"mail:alice@pydis.wtf", "group:devops", "dn:" + ascii_lower(user_dn("bob"))}) {
+  for (const std::string& key : std::vector<std::string>{"mail:alice@pydis.wtf", "group:devops",
+                                                         "dn:" + ascii_lower(user_dn("bob"))}) {
     dir_.failing = {key};
     const std::string input = key.rfind("mail:", 0) == 0 ? "alice@pydis.wtf" : "devops@pydis.wtf";
     const auto r = route(input);
@@ -215,7 +220,8 @@ TEST_F(RouterTest, TroubleIsNeverUnknown) {
 
 TEST_F(RouterTest, LimitsAreTroubleNotHangs) {
   // A chain of 30 nested groups, deeper than max_depth.
-  for (int i = 0; i < 30; ++i) dir_.group("deep" + std::to_string(i), {group_dn("deep" + std::to_string(i + 1))});
+  for (int i = 0; i < 30; ++i)
+    dir_.group("deep" + std::to_string(i), {group_dn("deep" + std::to_string(i + 1))});
   dir_.group("deep30", {user_dn("alice")});
   config_.routing.max_depth = 10;
   auto r = route("deep0@pydis.wtf");
