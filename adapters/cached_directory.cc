@@ -13,7 +13,7 @@ CachedDirectory::CachedDirectory(Directory& inner, CacheOptions options, Clock c
       per_shard_(std::max<std::size_t>(1, options.max_entries / kShards)) {}
 
 template <typename Fetch>
-Lookup<Entry> CachedDirectory::cached(std::string key, Fetch fetch) {
+Lookup<EntryPtr> CachedDirectory::cached(std::string key, Fetch fetch) {
   Shard& shard = shards_[std::hash<std::string>{}(key) % kShards];
   const auto now = clock_();
   {
@@ -32,7 +32,7 @@ Lookup<Entry> CachedDirectory::cached(std::string key, Fetch fetch) {
   misses_.fetch_add(1, std::memory_order_relaxed);
   // Not under the lock: a slow directory must not stall lookups of other keys in this shard. Two threads
   // missing the same key both ask; the second answer simply replaces the first.
-  Lookup<Entry> answer = fetch();
+  Lookup<EntryPtr> answer = fetch();
   if (answer.is_trouble()) return answer;
   const auto ttl = answer.is_found() ? options_.positive_ttl : options_.negative_ttl;
   if (ttl.count() == 0) return answer;
@@ -51,15 +51,15 @@ Lookup<Entry> CachedDirectory::cached(std::string key, Fetch fetch) {
   return answer;
 }
 
-Lookup<Entry> CachedDirectory::user_by_mail(std::string_view address) {
+Lookup<EntryPtr> CachedDirectory::user_by_mail(std::string_view address) {
   return cached("m:" + ascii_lower(address), [&] { return inner_.user_by_mail(address); });
 }
 
-Lookup<Entry> CachedDirectory::group_by_name(std::string_view name) {
+Lookup<EntryPtr> CachedDirectory::group_by_name(std::string_view name) {
   return cached("g:" + ascii_lower(name), [&] { return inner_.group_by_name(name); });
 }
 
-Lookup<Entry> CachedDirectory::entry_by_dn(std::string_view dn) {
+Lookup<EntryPtr> CachedDirectory::entry_by_dn(std::string_view dn) {
   return cached("d:" + ascii_lower(dn), [&] { return inner_.entry_by_dn(dn); });
 }
 

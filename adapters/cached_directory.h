@@ -32,9 +32,9 @@ class CachedDirectory : public Directory {
   // `inner` must outlive the cache. `clock` is for tests.
   CachedDirectory(Directory& inner, CacheOptions options, Clock clock = std::chrono::steady_clock::now);
 
-  Lookup<Entry> user_by_mail(std::string_view address) override;
-  Lookup<Entry> group_by_name(std::string_view name) override;
-  Lookup<Entry> entry_by_dn(std::string_view dn) override;
+  Lookup<EntryPtr> user_by_mail(std::string_view address) override;
+  Lookup<EntryPtr> group_by_name(std::string_view name) override;
+  Lookup<EntryPtr> entry_by_dn(std::string_view dn) override;
 
   std::uint64_t hits() const { return hits_.load(std::memory_order_relaxed); }
   std::uint64_t misses() const { return misses_.load(std::memory_order_relaxed); }
@@ -42,7 +42,7 @@ class CachedDirectory : public Directory {
 
  private:
   struct Slot {
-    Lookup<Entry> answer;
+    Lookup<EntryPtr> answer;
     std::chrono::steady_clock::time_point expires;
     std::list<std::string>::iterator lru;
   };
@@ -54,7 +54,7 @@ class CachedDirectory : public Directory {
   static constexpr std::size_t kShards = 16;
 
   template <typename Fetch>
-  Lookup<Entry> cached(std::string key, Fetch fetch);
+  Lookup<EntryPtr> cached(std::string key, Fetch fetch);
 
   Directory& inner_;
   CacheOptions options_;

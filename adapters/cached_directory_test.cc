@@ -10,17 +10,17 @@ namespace {
 // Answers from a script and counts the questions.
 class ScriptedDirectory : public Directory {
  public:
-  std::map<std::string, Lookup<Entry>, std::less<>> answers;
+  std::map<std::string, Lookup<EntryPtr>, std::less<>> answers;
   int calls = 0;
 
-  Lookup<Entry> answer(std::string_view key) {
+  Lookup<EntryPtr> answer(std::string_view key) {
     ++calls;
     const auto it = answers.find(key);
-    return it == answers.end() ? Lookup<Entry>::not_found() : it->second;
+    return it == answers.end() ? Lookup<EntryPtr>::not_found() : it->second;
   }
-  Lookup<Entry> user_by_mail(std::string_view a) override { return answer(a); }
-  Lookup<Entry> group_by_name(std::string_view n) override { return answer(n); }
-  Lookup<Entry> entry_by_dn(std::string_view dn) override { return answer(dn); }
+  Lookup<EntryPtr> user_by_mail(std::string_view a) override { return answer(a); }
+  Lookup<EntryPtr> group_by_name(std::string_view n) override { return answer(n); }
+  Lookup<EntryPtr> entry_by_dn(std::string_view dn) override { return answer(dn); }
 };
 
 class CachedDirectoryTest : public ::testing::Test {
@@ -35,8 +35,8 @@ class CachedDirectoryTest : public ::testing::Test {
 };
 
 TEST_F(CachedDirectoryTest, FoundIsReusedUntilItsTtl) {
-  inner.answers.emplace("alice@pydis.wtf",
-                        Lookup<Entry>::found(Entry{"uid=alice", "alice", {}, {}, {}, false}));
+  inner.answers.emplace("alice@pydis.wtf", Lookup<EntryPtr>::found(std::make_shared<const Entry>(
+                                               Entry{"uid=alice", "alice", {}, {}, {}, false, true})));
   auto cache = make();
   EXPECT_TRUE(cache.user_by_mail("alice@pydis.wtf").is_found());
   EXPECT_TRUE(cache.user_by_mail("ALICE@pydis.wtf").is_found()) << "mail matches case-insensitively";
@@ -61,7 +61,7 @@ TEST_F(CachedDirectoryTest, NotFoundHasItsOwnTtl) {
 }
 
 TEST_F(CachedDirectoryTest, TroubleIsNeverCached) {
-  inner.answers.emplace("devops", Lookup<Entry>::trouble(Trouble::temporary("server down")));
+  inner.answers.emplace("devops", Lookup<EntryPtr>::trouble(Trouble::temporary("server down")));
   auto cache = make();
   EXPECT_TRUE(cache.group_by_name("devops").is_trouble());
   EXPECT_TRUE(cache.group_by_name("devops").is_trouble());

@@ -70,7 +70,9 @@ LdapOptions LdapOptions::from(const Config& config) {
   return o;
 }
 
-LdapDirectory::LdapDirectory(LdapOptions options) : options_(std::move(options)) {
+LdapDirectory::LdapDirectory(LdapOptions options)
+    : options_(std::move(options)),
+      user_filter_is_mail_(iequals(options_.schema.user_filter, "(" + options_.schema.mail + "=%s)")) {
   const auto& s = options_.schema;
   for (const std::string* a : {&s.mail, &s.uid, &s.forward, &s.member, &s.lock}) {
     if (!a->empty()) attr_storage_.push_back(*a);
@@ -169,9 +171,9 @@ void LdapDirectory::discard() {
   available_.notify_one();
 }
 
-Lookup<Entry> LdapDirectory::search_one(const std::string& base, int scope, const std::string& filter,
-                                        std::string_view what) {
-  using R = Lookup<Entry>;
+Lookup<EntryPtr> LdapDirectory::search_one(const std::string& base, int scope, const std::string& filter,
+                                           std::string_view what) {
+  using R = Lookup<EntryPtr>;
   for (int attempt = 0; attempt < 2; ++attempt) {
     auto acquired = acquire();
     if (acquired.is_trouble()) return R::trouble(acquired.trouble_info());
@@ -207,47 +209,56 @@ Lookup<Entry> LdapDirectory::search_one(const std::string& base, int scope, cons
       return R::trouble(temporary ? Trouble::temporary(why) : Trouble::configuration(why));
     }
 
-    std::vector<Entry> entries;
+    std::vector<std::shared_ptr<Entry>> entries;
     for (LDAPMessage* e = ldap_first_entry(conn->ld, result.get()); e != nullptr;
          e = ldap_next_entry(conn->ld, e)) {
-      Entry entry;
+      auto entry = std::make_shared<Entry>();
       if (char* dn = ldap_get_dn(conn->ld, e); dn != nullptr) {
-        entry.dn = dn;
+        entry->dn = dn;
         ldap_memfree(dn);
       }
       const auto& s = options_.schema;
       const auto uid = values_of(conn->ld, e, s.uid);
-      if (!uid.empty()) entry.uid = uid.front();
-      entry.mail = values_of(conn->ld, e, s.mail);
-      entry.forward = values_of(conn->ld, e, s.forward);
-      entry.member = values_of(conn->ld, e, s.member);
+      if (!uid.empty()) entry->uid = uid.front();
+      entry->mail = values_of(conn->ld, e, s.mail);
+      entry->forward = values_of(conn->ld, e, s.forward);
+      entry->member = values_of(conn->ld, e, s.member);
       const auto lock = values_of(conn->ld, e, s.lock);
-      entry.locked = !lock.empty() && iequals(lock.front(), "true");
+      entry->locked = !lock.empty() && iequals(lock.front(), "true");
+      entry->is_user = user_filter_is_mail_ && in_user_base(entry->dn);
       entries.push_back(std::move(entry));
     }
     release(std::move(conn));
     if (entries.empty()) return R::not_found();
     if (entries.size() > 1) {
       return R::trouble(Trouble::configuration(std::to_string(entries.size()) + " entries match " +
-                                               std::string(what) + " (" + entries[0].dn + ", " +
-                                               entries[1].dn + ")"));
+                                               std::string(what) + " (" + entries[0]->dn + ", " +
+                                               entries[1]->dn + ")"));
     }
     return R::found(std::move(entries.front()));
   }
   return R::trouble(Trouble::temporary("LDAP connection lost twice"));
 }
 
-Lookup<Entry> LdapDirectory::user_by_mail(std::string_view address) {
+bool LdapDirectory::in_user_base(const std::string& dn) const {
+  // The server returns DNs in its own normalised spelling of the base; compare without case. A DN that
+  // spells the base differently only loses the shortcut (one more search), never correctness.
+  const std::string& base = options_.schema.user_base;
+  return dn.size() > base.size() && dn[dn.size() - base.size() - 1] == ',' &&
+         iequals(std::string_view(dn).substr(dn.size() - base.size()), base);
+}
+
+Lookup<EntryPtr> LdapDirectory::user_by_mail(std::string_view address) {
   return search_one(options_.schema.user_base, LDAP_SCOPE_SUBTREE,
                     expand_filter(options_.schema.user_filter, address), address);
 }
 
-Lookup<Entry> LdapDirectory::group_by_name(std::string_view name) {
+Lookup<EntryPtr> LdapDirectory::group_by_name(std::string_view name) {
   return search_one(options_.schema.group_base, LDAP_SCOPE_SUBTREE,
                     expand_filter(options_.schema.group_filter, name), name);
 }
 
-Lookup<Entry> LdapDirectory::entry_by_dn(std::string_view dn) {
+Lookup<EntryPtr> LdapDirectory::entry_by_dn(std::string_view dn) {
   // A DN from a member attribute comes from the directory itself, but it may be malformed; the server
   // answers that with invalidDNSyntax, which is configuration trouble, not a crash.
   return search_one(std::string(dn), LDAP_SCOPE_BASE, "(objectClass=*)", dn);

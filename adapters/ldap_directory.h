@@ -48,9 +48,9 @@ class LdapDirectory : public Directory {
   LdapDirectory(const LdapDirectory&) = delete;
   LdapDirectory& operator=(const LdapDirectory&) = delete;
 
-  Lookup<Entry> user_by_mail(std::string_view address) override;
-  Lookup<Entry> group_by_name(std::string_view name) override;
-  Lookup<Entry> entry_by_dn(std::string_view dn) override;
+  Lookup<EntryPtr> user_by_mail(std::string_view address) override;
+  Lookup<EntryPtr> group_by_name(std::string_view name) override;
+  Lookup<EntryPtr> entry_by_dn(std::string_view dn) override;
 
   std::uint64_t round_trips() const { return searches_.load(std::memory_order_relaxed); }
 
@@ -61,14 +61,16 @@ class LdapDirectory : public Directory {
   };
   using ConnectionPtr = std::unique_ptr<Connection, ConnectionDeleter>;
 
-  Lookup<Entry> search_one(const std::string& base, int scope, const std::string& filter,
-                           std::string_view what);
+  Lookup<EntryPtr> search_one(const std::string& base, int scope, const std::string& filter,
+                              std::string_view what);
+  bool in_user_base(const std::string& dn) const;
   Lookup<ConnectionPtr> acquire();
   void release(ConnectionPtr c);
   void discard();
   Lookup<ConnectionPtr> connect();
 
   LdapOptions options_;
+  bool user_filter_is_mail_;  // the user filter is exactly (MAIL=%s): see Entry::is_user
   std::vector<char*> attrs_;  // NULL-terminated list for ldap_search_ext_s
   std::vector<std::string> attr_storage_;
   std::mutex mutex_;

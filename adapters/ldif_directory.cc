@@ -97,36 +97,37 @@ LdifDirectory::LdifDirectory(const std::filesystem::path& file, DirectorySchema 
     const std::size_t index = entries_.size();
     by_dn_.emplace(ndn, index);
     if (under(ndn, user_base)) {
+      e.is_user = true;  // the LDIF directory finds users by mail alone
       for (const auto& m : e.mail) users_by_mail_.emplace(ascii_lower(m), index);
     }
     if (under(ndn, group_base)) {
       for (const auto& c : cn) groups_by_cn_.emplace(ascii_lower(c), index);
     }
-    entries_.push_back(std::move(e));
+    entries_.push_back(std::make_shared<const Entry>(std::move(e)));
   }
 }
 
-Lookup<Entry> LdifDirectory::unique(const std::unordered_multimap<std::string, std::size_t>& index,
-                                    const std::string& key, std::string_view what) const {
+Lookup<EntryPtr> LdifDirectory::unique(const std::unordered_multimap<std::string, std::size_t>& index,
+                                       const std::string& key, std::string_view what) const {
   const auto [first, last] = index.equal_range(key);
-  if (first == last) return Lookup<Entry>::not_found();
+  if (first == last) return Lookup<EntryPtr>::not_found();
   if (std::next(first) != last) {
-    return Lookup<Entry>::trouble(Trouble::configuration("several entries match " + std::string(what)));
+    return Lookup<EntryPtr>::trouble(Trouble::configuration("several entries match " + std::string(what)));
   }
-  return Lookup<Entry>::found(entries_[first->second]);
+  return Lookup<EntryPtr>::found(entries_[first->second]);
 }
 
-Lookup<Entry> LdifDirectory::user_by_mail(std::string_view address) {
+Lookup<EntryPtr> LdifDirectory::user_by_mail(std::string_view address) {
   return unique(users_by_mail_, ascii_lower(address), address);
 }
 
-Lookup<Entry> LdifDirectory::group_by_name(std::string_view name) {
+Lookup<EntryPtr> LdifDirectory::group_by_name(std::string_view name) {
   return unique(groups_by_cn_, ascii_lower(name), name);
 }
 
-Lookup<Entry> LdifDirectory::entry_by_dn(std::string_view dn) {
+Lookup<EntryPtr> LdifDirectory::entry_by_dn(std::string_view dn) {
   const auto it = by_dn_.find(normalize_dn(dn));
-  return it == by_dn_.end() ? Lookup<Entry>::not_found() : Lookup<Entry>::found(entries_[it->second]);
+  return it == by_dn_.end() ? Lookup<EntryPtr>::not_found() : Lookup<EntryPtr>::found(entries_[it->second]);
 }
 
 }  // namespace chainmail

@@ -23,18 +23,18 @@ class LdifDirectory : public Directory {
  public:
   LdifDirectory(const std::filesystem::path& file, DirectorySchema schema);
 
-  Lookup<Entry> user_by_mail(std::string_view address) override;
-  Lookup<Entry> group_by_name(std::string_view name) override;
-  Lookup<Entry> entry_by_dn(std::string_view dn) override;
+  Lookup<EntryPtr> user_by_mail(std::string_view address) override;
+  Lookup<EntryPtr> group_by_name(std::string_view name) override;
+  Lookup<EntryPtr> entry_by_dn(std::string_view dn) override;
 
   std::size_t size() const { return entries_.size(); }
 
  private:
-  Lookup<Entry> unique(const std::unordered_multimap<std::string, std::size_t>& index, const std::string& key,
-                       std::string_view what) const;
+  Lookup<EntryPtr> unique(const std::unordered_multimap<std::string, std::size_t>& index,
+                          const std::string& key, std::string_view what) const;
 
   DirectorySchema schema_;
-  std::vector<Entry> entries_;
+  std::vector<EntryPtr> entries_;
   std::unordered_map<std::string, std::size_t> by_dn_;
   std::unordered_multimap<std::string, std::size_t> users_by_mail_;
   std::unordered_multimap<std::string, std::size_t> groups_by_cn_;

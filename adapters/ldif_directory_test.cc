@@ -24,8 +24,8 @@ TEST(LdifDirectory, LoadsTheDemoDirectory) {
 
   const auto joe = d.user_by_mail("JOE@pydis.wtf");
   ASSERT_TRUE(joe.is_found());
-  EXPECT_EQ(joe.value().uid, "joe");
-  EXPECT_EQ(joe.value().forward, std::vector<std::string>{"joe@jb3.dev"});
+  EXPECT_EQ(joe.value()->uid, "joe");
+  EXPECT_EQ(joe.value()->forward, std::vector<std::string>{"joe@jb3.dev"});
 
   EXPECT_TRUE(d.user_by_mail("dave@pydis.wtf").is_found()) << "directory value is Dave@pydis.wtf";
   EXPECT_TRUE(d.user_by_mail("nobody@pydis.wtf").is_not_found());
@@ -33,12 +33,12 @@ TEST(LdifDirectory, LoadsTheDemoDirectory) {
 
   const auto devops = d.group_by_name("DevOps");
   ASSERT_TRUE(devops.is_found());
-  EXPECT_EQ(devops.value().member.size(), 3U);
+  EXPECT_EQ(devops.value()->member.size(), 3U);
   EXPECT_TRUE(d.group_by_name("alice").is_not_found()) << "users are not groups";
 
   const auto mallory = d.user_by_mail("mallory@pydis.wtf");
   ASSERT_TRUE(mallory.is_found());
-  EXPECT_TRUE(mallory.value().locked);
+  EXPECT_TRUE(mallory.value()->locked);
 
   // DNs compare after normalisation: case and spacing do not matter.
   EXPECT_TRUE(d.entry_by_dn("UID=alice, cn=users,cn=accounts,dc=box,dc=pydis,dc=wtf").is_found());

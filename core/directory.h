@@ -6,6 +6,7 @@
 // an error into "not found". Implementations are called from many threads at once.
 #pragma once
 
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -23,7 +24,14 @@ struct Entry {
   std::vector<std::string> forward;  // forwarding addresses (FreeIPA: registeredAddress)
   std::vector<std::string> member;   // member DNs, for groups
   bool locked = false;               // nsAccountLock: login refused; mail still delivered
+  // Set by the directory when user_by_mail(m) would find this very entry for each of its mail values m (it
+  // is in the user base and the user filter only matches mail). Lets the router route a group member's mail
+  // without asking again for the entry it already holds.
+  bool is_user = false;
 };
+
+// Entries are shared, immutable once returned: the cache hands out the same entry to every thread.
+using EntryPtr = std::shared_ptr<const Entry>;
 
 class Directory {
  public:
@@ -31,13 +39,13 @@ class Directory {
 
   // The user whose mail attribute equals `address`, matched as the directory matches it (for LDAP mail,
   // case-insensitively). Several users with the same address are configuration trouble.
-  virtual Lookup<Entry> user_by_mail(std::string_view address) = 0;
+  virtual Lookup<EntryPtr> user_by_mail(std::string_view address) = 0;
 
   // The group named `name` (FreeIPA: its cn).
-  virtual Lookup<Entry> group_by_name(std::string_view name) = 0;
+  virtual Lookup<EntryPtr> group_by_name(std::string_view name) = 0;
 
   // Any entry by its DN (group members). A DN that does not exist is not found, not trouble.
-  virtual Lookup<Entry> entry_by_dn(std::string_view dn) = 0;
+  virtual Lookup<EntryPtr> entry_by_dn(std::string_view dn) = 0;
 };
 
 }  // namespace chainmail

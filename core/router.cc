@@ -124,38 +124,74 @@ const std::vector<std::string>* Router::find_alias(const std::string& key) const
 }
 
 // One resolution: the state of routing one input address. Not shared between threads.
+//
+// Paths are kept in an arena: each step points to the step before it, so expanding a group of N members
+// pushes N steps instead of copying N paths; only the final targets get their path spelled out (finish()).
 class Resolution {
  public:
   Resolution(const Router& router, RouteResult& result) : r_(router), o_(router.opt_), result_(result) {}
 
   // cycle: unmatched because the address or group is already being expanded (warned about once).
   enum class Match { matched, unmatched, cycle, trouble };
+  using StepId = std::size_t;
+  static constexpr StepId kRoot = static_cast<StepId>(-1);
 
-  Match route_address(const Address& address, std::vector<Step> path, std::size_t depth);
+  // `known` is an entry the caller already holds for this address (a group member): see Entry::is_user.
+  Match route_address(const Address& address, StepId parent, std::size_t depth,
+                      const EntryPtr* known = nullptr);
+
+  // Moves the targets, with their paths spelled out, into the result.
+  void finish();
 
  private:
+  struct Node {
+    Step step;
+    StepId parent;
+  };
+  struct Pending {
+    TargetKind kind;
+    std::string address;
+    StepId last;
+  };
+
   const Router& r_;
   const Router::Options& o_;
   RouteResult& result_;
+  std::vector<Node> steps_;
+  std::vector<Pending> pending_;
   std::vector<std::string> stack_;           // addresses and DNs being expanded (cycle detection)
   std::unordered_set<std::string> done_;     // addresses and DNs fully expanded (duplicates)
   std::unordered_set<std::string> targets_;  // kind + address already delivered to
   std::size_t expansions_ = 0;
   bool cycle_warned_ = false;
 
+  StepId push(StepId parent, Rule rule, std::string subject, std::string detail) {
+    steps_.push_back({{rule, std::move(subject), std::move(detail)}, parent});
+    return steps_.size() - 1;
+  }
   Match fail(Trouble t) {
     if (!result_.trouble) result_.trouble = std::move(t);
     return Match::trouble;
   }
   Match guard(const std::string& key, std::size_t depth, bool& duplicate);
-  Match add_target(TargetKind kind, std::string address, std::vector<Step> path);
-  Match expand_group(const Entry& group, const std::string& detail, const std::vector<Step>& path,
-                     std::size_t depth, std::size_t& yielded);
-  Match expand_dn(const std::string& dn, const std::string& detail, const std::vector<Step>& path,
-                  std::size_t depth, std::size_t& yielded);
+  Match add_target(TargetKind kind, std::string address, StepId last);
+  Match expand_group(const Entry& group, const std::string& detail, StepId parent, std::size_t depth,
+                     std::size_t& yielded);
+  Match expand_dn(const std::string& dn, const std::string& detail, StepId parent, std::size_t depth,
+                  std::size_t& yielded);
   // Adds `detail` to the local part of `target` unless it has one already (Postfix's unmatched extension).
   std::string with_detail(const std::string& target, const std::string& detail) const;
 };
+
+void Resolution::finish() {
+  result_.targets.reserve(pending_.size());
+  for (auto& p : pending_) {
+    std::vector<Step> path;
+    for (StepId id = p.last; id != kRoot; id = steps_[id].parent) path.push_back(steps_[id].step);
+    std::reverse(path.begin(), path.end());
+    result_.targets.push_back({p.kind, std::move(p.address), std::move(path)});
+  }
+}
 
 std::string Resolution::with_detail(const std::string& target, const std::string& detail) const {
   if (detail.empty()) return target;
@@ -189,36 +225,41 @@ Resolution::Match Resolution::guard(const std::string& key, std::size_t depth, b
   return Match::matched;
 }
 
-Resolution::Match Resolution::add_target(TargetKind kind, std::string address, std::vector<Step> path) {
+Resolution::Match Resolution::add_target(TargetKind kind, std::string address, StepId last) {
   std::string key = std::string(target_kind_name(kind)) + ":" + ascii_lower(address);
-  if (targets_.insert(std::move(key)).second)
-    result_.targets.push_back({kind, std::move(address), std::move(path)});
+  if (targets_.insert(std::move(key)).second) pending_.push_back({kind, std::move(address), last});
   return Match::matched;
 }
 
-Resolution::Match Resolution::route_address(const Address& address, std::vector<Step> path,
-                                            std::size_t depth) {
+Resolution::Match Resolution::route_address(const Address& address, StepId parent, std::size_t depth,
+                                            const EntryPtr* known) {
   using DC = Router::DomainClass;
   const DC dc = r_.classify(address.domain);
   switch (dc) {
     case DC::foreign:
-      path.push_back({Rule::external, address.str(), "not a hosted domain"});
-      return add_target(TargetKind::forward, address.str(), std::move(path));
+      return add_target(TargetKind::forward, address.str(),
+                        push(parent, Rule::external, address.str(), "not a hosted domain"));
     case DC::mailbox:
-      return add_target(TargetKind::mailbox, address.str(), std::move(path));
+      return add_target(TargetKind::mailbox, address.str(), parent);
     case DC::service:
-      return add_target(TargetKind::service, address.str(), std::move(path));
+      return add_target(TargetKind::service, address.str(), parent);
     case DC::main:
     case DC::internal:
       break;
   }
+  const std::string shown = address.str();
   const std::string& domain = dc == DC::main ? o_.main_domain : o_.internal_domain;
-  if (address.domain != domain)
-    path.push_back({Rule::domain_alias, address.str(), "same people as " + domain});
+  if (address.domain != domain) parent = push(parent, Rule::domain_alias, shown, "same people as " + domain);
 
-  const LocalPart lp = split_detail(address.local, o_.delimiters);
-  const std::string full_key = ascii_lower(address.local) + "@" + domain;
-  const std::string base_key = ascii_lower(lp.base) + "@" + domain;
+  LocalPart lp = split_detail(address.local, o_.delimiters);
+  if (!lp.detail.empty() && !is_dot_atom(lp.base + lp.detail)) {
+    // The detail travels into target addresses and into comma-separated socketmap replies: a quoted detail
+    // such as "alice+x,bob" must never become two recipients. Deliver to the base address instead.
+    result_.warnings.push_back("detail \"" + lp.detail + "\" of " + shown + " is not a dot-atom; not kept");
+    lp.detail.clear();
+  }
+  const std::string full_key = ascii_lower(lp.base + lp.detail) + "@" + domain;
+  const std::string base_key = lp.detail.empty() ? full_key : ascii_lower(lp.base) + "@" + domain;
 
   bool duplicate = false;
   if (const Match m = guard(full_key, depth, duplicate); m != Match::matched) return m;
@@ -242,21 +283,28 @@ Resolution::Match Resolution::route_address(const Address& address, std::vector<
       detail = lp.detail;
     }
     if (service != nullptr) {
-      path.push_back({Rule::transport, address.str(), "service " + *service});
-      return finish(
-          add_target(TargetKind::service, *service + detail + "@" + o_.service_domain, std::move(path)));
+      return finish(add_target(TargetKind::service, *service + detail + "@" + o_.service_domain,
+                               push(parent, Rule::transport, shown, "service " + *service)));
     }
   }
 
-  // b, c (and e, decided after d): one directory lookup finds the user by the detail-less address.
+  // b, c (and e, decided after d): one directory lookup finds the user by the detail-less address, unless
+  // the caller already holds that very entry.
   const std::string user_address = lp.base + "@" + domain;
-  const auto user = r_.directory_.user_by_mail(user_address);
-  if (user.is_trouble()) return fail(user.trouble_info());
-  if (user.is_found()) {
-    const Entry& e = user.value();
+  EntryPtr user_entry;
+  if (known != nullptr && (*known)->is_user &&
+      std::any_of((*known)->mail.begin(), (*known)->mail.end(),
+                  [&user_address](const std::string& m) { return iequals(m, user_address); })) {
+    user_entry = *known;
+  } else {
+    auto user = r_.directory_.user_by_mail(user_address);
+    if (user.is_trouble()) return fail(user.trouble_info());
+    if (user.is_found()) user_entry = user.take();
+  }
+  if (user_entry) {
+    const Entry& e = *user_entry;
     if (!e.forward.empty()) {
-      auto fpath = path;
-      fpath.push_back({Rule::forward, address.str(), e.dn});
+      const StepId fstep = push(parent, Rule::forward, shown, e.dn);
       Match m = Match::unmatched;
       for (const auto& fwd : e.forward) {
         const auto parsed = parse_address(with_detail(fwd, lp.detail));
@@ -264,17 +312,16 @@ Resolution::Match Resolution::route_address(const Address& address, std::vector<
           result_.warnings.push_back("forwarding address \"" + fwd + "\" of " + e.dn + " is not an address");
           continue;
         }
-        const Match fm = route_address(*parsed.address, fpath, depth + 1);
+        const Match fm = route_address(*parsed.address, fstep, depth + 1);
         if (fm == Match::trouble) return fm;
         if (fm == Match::matched) m = Match::matched;
       }
       if (m == Match::matched) return finish(m);
     } else if (dc == DC::main) {
       if (e.uid.empty()) return fail(Trouble::configuration(e.dn + " has a mail address but no uid"));
-      path.push_back({Rule::user, address.str(), e.dn});
       if (e.locked) result_.warnings.push_back(e.dn + " is locked: login refused, mail still delivered");
-      return finish(
-          add_target(TargetKind::mailbox, e.uid + lp.detail + "@" + o_.mailbox_domain, std::move(path)));
+      return finish(add_target(TargetKind::mailbox, e.uid + lp.detail + "@" + o_.mailbox_domain,
+                               push(parent, Rule::user, shown, e.dn)));
     }
   }
 
@@ -283,30 +330,28 @@ Resolution::Match Resolution::route_address(const Address& address, std::vector<
     const auto group = r_.directory_.group_by_name(lp.base);
     if (group.is_trouble()) return fail(group.trouble_info());
     if (group.is_found()) {
-      auto gpath = path;
-      gpath.push_back({Rule::group, address.str(), group.value().dn});
+      const Entry& g = *group.value();
       std::size_t yielded = 0;
-      if (expand_group(group.value(), lp.detail, gpath, depth, yielded) == Match::trouble)
+      if (expand_group(g, lp.detail, push(parent, Rule::group, shown, g.dn), depth, yielded) ==
+          Match::trouble)
         return Match::trouble;
       if (yielded > 0) return finish(Match::matched);
       if (!cycle_warned_)
-        result_.warnings.push_back("group " + group.value().dn +
-                                   " yields no deliverable address; not matched");
+        result_.warnings.push_back("group " + g.dn + " yields no deliverable address; not matched");
     }
   }
 
   // e. service account: a user whose mail is on the internal domain.
-  if (user.is_found() && dc == DC::internal && user.value().forward.empty()) {
-    const Entry& e = user.value();
+  if (user_entry && dc == DC::internal && user_entry->forward.empty()) {
+    const Entry& e = *user_entry;
     if (e.uid.empty()) return fail(Trouble::configuration(e.dn + " has a mail address but no uid"));
-    path.push_back({Rule::service_account, address.str(), e.dn});
-    return finish(
-        add_target(TargetKind::mailbox, e.uid + lp.detail + "@" + o_.mailbox_domain, std::move(path)));
+    return finish(add_target(TargetKind::mailbox, e.uid + lp.detail + "@" + o_.mailbox_domain,
+                             push(parent, Rule::service_account, shown, e.dn)));
   }
 
   // f. alias: address keys before bare local parts, each with the detail before without it.
   {
-    const std::string bare_full = ascii_lower(address.local);
+    const std::string bare_full = ascii_lower(lp.base + lp.detail);
     const std::string bare_base = ascii_lower(lp.base);
     const std::vector<std::string>* targets = nullptr;
     std::string detail;
@@ -327,9 +372,8 @@ Resolution::Match Resolution::route_address(const Address& address, std::vector<
         std::string target = t.find('@') == std::string::npos ? t + "@" + o_.main_domain : t;
         const auto parsed = parse_address(with_detail(target, detail));
         if (!parsed.address) continue;  // validate() rejects these at load time
-        auto apath = path;
-        apath.push_back({Rule::alias, address.str(), matched_key + " = " + t});
-        const Match m = route_address(*parsed.address, std::move(apath), depth + 1);
+        const Match m = route_address(*parsed.address,
+                                      push(parent, Rule::alias, shown, matched_key + " = " + t), depth + 1);
         if (m == Match::trouble) return m;
         any = any || m == Match::matched;
         cycled = cycled || m == Match::cycle;
@@ -344,9 +388,8 @@ Resolution::Match Resolution::route_address(const Address& address, std::vector<
   return Match::unmatched;
 }
 
-Resolution::Match Resolution::expand_group(const Entry& group, const std::string& detail,
-                                           const std::vector<Step>& path, std::size_t depth,
-                                           std::size_t& yielded) {
+Resolution::Match Resolution::expand_group(const Entry& group, const std::string& detail, StepId parent,
+                                           std::size_t depth, std::size_t& yielded) {
   const std::string key = ascii_lower(group.dn);  // DNs and addresses cannot collide: one has "@"
   bool duplicate = false;
   if (const Match m = guard(key, depth + 1, duplicate); m != Match::matched) return m;
@@ -356,7 +399,7 @@ Resolution::Match Resolution::expand_group(const Entry& group, const std::string
   }
   stack_.push_back(key);
   for (const auto& dn : group.member) {
-    if (expand_dn(dn, detail, path, depth + 1, yielded) == Match::trouble) {
+    if (expand_dn(dn, detail, parent, depth + 1, yielded) == Match::trouble) {
       stack_.pop_back();
       return Match::trouble;
     }
@@ -366,20 +409,18 @@ Resolution::Match Resolution::expand_group(const Entry& group, const std::string
   return Match::matched;
 }
 
-Resolution::Match Resolution::expand_dn(const std::string& dn, const std::string& detail,
-                                        const std::vector<Step>& path, std::size_t depth,
-                                        std::size_t& yielded) {
+Resolution::Match Resolution::expand_dn(const std::string& dn, const std::string& detail, StepId parent,
+                                        std::size_t depth, std::size_t& yielded) {
   const auto entry = r_.directory_.entry_by_dn(dn);
   if (entry.is_trouble()) return fail(entry.trouble_info());
   if (entry.is_not_found()) {
     result_.warnings.push_back("member " + dn + " does not exist; skipped");
     return Match::unmatched;
   }
-  const Entry& e = entry.value();
+  const EntryPtr& member = entry.value();
+  const Entry& e = *member;
   if (!e.member.empty()) {  // a nested group
-    auto npath = path;
-    npath.push_back({Rule::group, e.dn, "nested group"});
-    return expand_group(e, detail, npath, depth, yielded);
+    return expand_group(e, detail, push(parent, Rule::group, e.dn, "nested group"), depth, yielded);
   }
   if (e.mail.empty()) {
     result_.warnings.push_back("member " + dn + " has no mail address; skipped");
@@ -391,9 +432,8 @@ Resolution::Match Resolution::expand_dn(const std::string& dn, const std::string
       result_.warnings.push_back("member " + dn + " has an invalid mail address; skipped");
       continue;
     }
-    auto mpath = path;
-    mpath.push_back({Rule::member, parsed.address->str(), e.dn});
-    const Match m = route_address(*parsed.address, std::move(mpath), depth + 1);
+    const Match m = route_address(*parsed.address, push(parent, Rule::member, parsed.address->str(), e.dn),
+                                  depth + 1, &member);
     if (m == Match::trouble) return m;
     if (m == Match::matched) {
       ++yielded;
@@ -419,7 +459,8 @@ RouteResult Router::route(std::string_view text) const {
     return result;
   }
   Resolution resolution(*this, result);
-  const auto m = resolution.route_address(*parsed.address, {}, 0);
+  const auto m = resolution.route_address(*parsed.address, Resolution::kRoot, 0);
+  resolution.finish();
   if (m == Resolution::Match::trouble) {
     result.outcome = Outcome::trouble;
     result.targets.clear();  // never a partial answer: the whole recipient waits

@@ -21,43 +21,45 @@ std::string group_dn(const std::string& cn) {
 class FakeDirectory : public Directory {
  public:
   void user(const std::string& uid, std::vector<std::string> mail, std::vector<std::string> forward = {}) {
-    entries_[ascii_lower(user_dn(uid))] =
-        Entry{user_dn(uid), uid, std::move(mail), std::move(forward), {}, false};
+    entries_[ascii_lower(user_dn(uid))] = std::make_shared<const Entry>(
+        Entry{user_dn(uid), uid, std::move(mail), std::move(forward), {}, false, users_are_users});
   }
   void group(const std::string& cn, std::vector<std::string> member_dns) {
-    entries_[ascii_lower(group_dn(cn))] = Entry{group_dn(cn), "", {}, {}, std::move(member_dns), false};
+    entries_[ascii_lower(group_dn(cn))] =
+        std::make_shared<const Entry>(Entry{group_dn(cn), "", {}, {}, std::move(member_dns), false, false});
   }
   std::set<std::string> failing;  // keys ("mail:x", "group:x", "dn:x") that answer trouble
   int calls = 0;
+  bool users_are_users = true;  // Entry::is_user for users added from now on
 
-  Lookup<Entry> user_by_mail(std::string_view address) override {
+  Lookup<EntryPtr> user_by_mail(std::string_view address) override {
     ++calls;
     if (failing.count("mail:" + ascii_lower(address)) != 0)
-      return Lookup<Entry>::trouble(Trouble::temporary("down"));
+      return Lookup<EntryPtr>::trouble(Trouble::temporary("down"));
     for (const auto& [dn, e] : entries_) {
-      for (const auto& m : e.mail) {
-        if (iequals(m, address)) return Lookup<Entry>::found(e);
+      for (const auto& m : e->mail) {
+        if (iequals(m, address)) return Lookup<EntryPtr>::found(e);
       }
     }
-    return Lookup<Entry>::not_found();
+    return Lookup<EntryPtr>::not_found();
   }
-  Lookup<Entry> group_by_name(std::string_view name) override {
+  Lookup<EntryPtr> group_by_name(std::string_view name) override {
     ++calls;
     if (failing.count("group:" + ascii_lower(name)) != 0)
-      return Lookup<Entry>::trouble(Trouble::temporary("down"));
+      return Lookup<EntryPtr>::trouble(Trouble::temporary("down"));
     const auto it = entries_.find(ascii_lower(group_dn(std::string(name))));
-    return it == entries_.end() ? Lookup<Entry>::not_found() : Lookup<Entry>::found(it->second);
+    return it == entries_.end() ? Lookup<EntryPtr>::not_found() : Lookup<EntryPtr>::found(it->second);
   }
-  Lookup<Entry> entry_by_dn(std::string_view dn) override {
+  Lookup<EntryPtr> entry_by_dn(std::string_view dn) override {
     ++calls;
     if (failing.count("dn:" + ascii_lower(dn)) != 0)
-      return Lookup<Entry>::trouble(Trouble::temporary("down"));
+      return Lookup<EntryPtr>::trouble(Trouble::temporary("down"));
     const auto it = entries_.find(ascii_lower(dn));
-    return it == entries_.end() ? Lookup<Entry>::not_found() : Lookup<Entry>::found(it->second);
+    return it == entries_.end() ? Lookup<EntryPtr>::not_found() : Lookup<EntryPtr>::found(it->second);
   }
 
  private:
-  std::map<std::string, Entry> entries_;
+  std::map<std::string, EntryPtr> entries_;
 };
 
 class RouterTest : public ::testing::Test {
@@ -156,6 +158,16 @@ TEST_F(RouterTest, OrderedChain) {
       {"nowhere@pydis.wtf", Outcome::unknown, {}, ""},
       {"loop1@pydis.wtf", Outcome::unknown, {}, ""},
       {"alice@int.pydis.wtf", Outcome::unknown, {}, ""},
+      // A detail that is not a dot-atom is dropped: it must never turn into a second recipient.
+      {"\"alice+x,bob\"@pydis.wtf", Outcome::routed, {"mailbox:alice@localhost"}, "user"},
+      {"\"fortune+a b\"@int.pydis.wtf",
+       Outcome::routed,
+       {"service:fortune@service-mail.localhost"},
+       "transport"},
+      {"\"devops+x@evil.example\"@pydis.wtf",
+       Outcome::routed,
+       {"mailbox:alice@localhost", "forward:joe@jb3.dev", "mailbox:bob@localhost"},
+       "user"},
       // Not ours, and not an address.
       {"alice@example.org", Outcome::not_hosted, {}, ""},
       {"not an address", Outcome::invalid, {}, ""},
@@ -248,6 +260,22 @@ TEST_F(RouterTest, PlainUserCostsOneLookup) {
   dir_.calls = 0;
   route("alice@pydis.wtf");
   EXPECT_EQ(dir_.calls, 1);
+}
+
+TEST_F(RouterTest, GroupMembersAreNotLookedUpTwice) {
+  // user_by_mail(admins) + group_by_name(admins) + entry_by_dn for bob and alice: the member entries
+  // are the users, so their mail is routed without asking for them again.
+  dir_.calls = 0;
+  EXPECT_EQ(route("admins@pydis.wtf").targets.size(), 2U);
+  EXPECT_EQ(dir_.calls, 4);
+
+  // A directory that cannot promise it (e.g. a user filter narrower than mail) gets asked.
+  dir_.users_are_users = false;
+  dir_.user("bob", {"bob@pydis.wtf"});
+  dir_.user("alice", {"alice@pydis.wtf"});
+  dir_.calls = 0;
+  EXPECT_EQ(route("admins@pydis.wtf").targets.size(), 2U);
+  EXPECT_EQ(dir_.calls, 6);
 }
 
 TEST_F(RouterTest, DelimiterIsConfigurable) {
