@@ -103,3 +103,16 @@ TEST(ConfigLoader, DefaultsRoundTrip) {
 
 }  // namespace
 }  // namespace chainmail
+
+namespace chainmail {
+namespace {
+
+TEST(ConfigLoader, DocumentationShowsTheCurrentDefaults) {
+  std::ifstream in(conf_dir().parent_path() / "docs/configuration.md");
+  const std::string doc((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_NE(doc.find(render_defaults()), std::string::npos)
+      << "docs/configuration.md is stale: regenerate its block with `chainmail config defaults`";
+}
+
+}  // namespace
+}  // namespace chainmail
