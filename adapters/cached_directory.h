@@ -12,6 +12,7 @@
 #include <functional>
 #include <list>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <unordered_map>
 
@@ -35,6 +36,8 @@ class CachedDirectory : public Directory {
   Lookup<EntryPtr> user_by_mail(std::string_view address) override;
   Lookup<EntryPtr> group_by_name(std::string_view name) override;
   Lookup<EntryPtr> entry_by_dn(std::string_view dn) override;
+  // Answers what it holds and asks the inner directory for the rest in one batch.
+  std::vector<Lookup<EntryPtr>> entries_by_dn(std::span<const std::string> dns) override;
 
   std::uint64_t hits() const { return hits_.load(std::memory_order_relaxed); }
   std::uint64_t misses() const { return misses_.load(std::memory_order_relaxed); }
@@ -55,6 +58,9 @@ class CachedDirectory : public Directory {
 
   template <typename Fetch>
   Lookup<EntryPtr> cached(std::string key, Fetch fetch);
+  Shard& shard_of(const std::string& key) { return shards_[std::hash<std::string>{}(key) % kShards]; }
+  std::optional<Lookup<EntryPtr>> find(const std::string& key, std::chrono::steady_clock::time_point now);
+  void store(std::string key, const Lookup<EntryPtr>& answer, std::chrono::steady_clock::time_point now);
 
   Directory& inner_;
   CacheOptions options_;

@@ -76,6 +76,24 @@ TEST_F(CachedDirectoryTest, KindsOfLookupDoNotShareKeys) {
   EXPECT_EQ(inner.calls, 3);
 }
 
+TEST_F(CachedDirectoryTest, BatchesAskOnlyForWhatIsMissing) {
+  inner.answers.emplace("uid=a", Lookup<EntryPtr>::found(std::make_shared<const Entry>()));
+  inner.answers.emplace("uid=t", Lookup<EntryPtr>::trouble(Trouble::temporary("down")));
+  auto cache = make();
+  cache.entry_by_dn("uid=a");
+  EXPECT_EQ(inner.calls, 1);
+  const std::vector<std::string> dns = {"uid=a", "uid=b", "uid=t"};
+  auto got = cache.entries_by_dn(dns);
+  ASSERT_EQ(got.size(), 3U);
+  EXPECT_TRUE(got[0].is_found());
+  EXPECT_TRUE(got[1].is_not_found());
+  EXPECT_TRUE(got[2].is_trouble());
+  EXPECT_EQ(inner.calls, 3) << "uid=a came from the cache";
+  got = cache.entries_by_dn(dns);
+  EXPECT_EQ(inner.calls, 4) << "only the trouble is asked again";
+  EXPECT_TRUE(got[2].is_trouble());
+}
+
 TEST_F(CachedDirectoryTest, SizeIsBounded) {
   auto cache = make(64);
   for (int i = 0; i < 1000; ++i) cache.user_by_mail("u" + std::to_string(i) + "@pydis.wtf");

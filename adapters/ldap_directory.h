@@ -22,6 +22,12 @@
 #include <vector>
 
 #include "adapters/directory_schema.h"
+
+// libldap's handles, without including <ldap.h> here.
+struct ldap;
+struct ldapmsg;
+using LDAP = struct ldap;
+using LDAPMessage = struct ldapmsg;
 #include "core/directory.h"
 
 namespace chainmail {
@@ -51,6 +57,7 @@ class LdapDirectory : public Directory {
   Lookup<EntryPtr> user_by_mail(std::string_view address) override;
   Lookup<EntryPtr> group_by_name(std::string_view name) override;
   Lookup<EntryPtr> entry_by_dn(std::string_view dn) override;
+  std::vector<Lookup<EntryPtr>> entries_by_dn(std::span<const std::string> dns) override;
 
   std::uint64_t round_trips() const { return searches_.load(std::memory_order_relaxed); }
 
@@ -61,8 +68,19 @@ class LdapDirectory : public Directory {
   };
   using ConnectionPtr = std::unique_ptr<Connection, ConnectionDeleter>;
 
-  Lookup<EntryPtr> search_one(const std::string& base, int scope, const std::string& filter,
-                              std::string_view what);
+  struct Query {
+    std::string base;
+    int scope;
+    std::string filter;
+    std::string_view what;  // for messages
+  };
+  // Sends every query on one connection, then reads the answers (pipelining); retries once on a fresh
+  // connection (with failover) when the pooled one turns out to be dead.
+  std::vector<Lookup<EntryPtr>> run(std::span<const Query> queries);
+  Lookup<EntryPtr> search_one(Query query);
+  // The answer to one query from its result message and result code.
+  Lookup<EntryPtr> answer(LDAP* ld, LDAPMessage* result, int rc, const Query& q,
+                          const std::string& uri) const;
   bool in_user_base(const std::string& dn) const;
   Lookup<ConnectionPtr> acquire();
   void release(ConnectionPtr c);

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <memory>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -46,6 +47,15 @@ class Directory {
 
   // Any entry by its DN (group members). A DN that does not exist is not found, not trouble.
   virtual Lookup<EntryPtr> entry_by_dn(std::string_view dn) = 0;
+
+  // Several entries by DN, answers in the same order (a group's members). The LDAP directory sends every
+  // search before reading any answer, so a group costs one network round trip instead of one per member.
+  virtual std::vector<Lookup<EntryPtr>> entries_by_dn(std::span<const std::string> dns) {
+    std::vector<Lookup<EntryPtr>> out;
+    out.reserve(dns.size());
+    for (const auto& dn : dns) out.push_back(entry_by_dn(dn));
+    return out;
+  }
 };
 
 }  // namespace chainmail

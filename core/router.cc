@@ -1,6 +1,7 @@
 #include "router.h"
 
 #include <algorithm>
+#include <span>
 #include <unordered_set>
 #include <utility>
 
@@ -177,8 +178,8 @@ class Resolution {
   Match add_target(TargetKind kind, std::string address, StepId last);
   Match expand_group(const Entry& group, const std::string& detail, StepId parent, std::size_t depth,
                      std::size_t& yielded);
-  Match expand_dn(const std::string& dn, const std::string& detail, StepId parent, std::size_t depth,
-                  std::size_t& yielded);
+  Match expand_member(const std::string& dn, const Lookup<EntryPtr>& entry, const std::string& detail,
+                      StepId parent, std::size_t depth, std::size_t& yielded);
   // Adds `detail` to the local part of `target` unless it has one already (Postfix's unmatched extension).
   std::string with_detail(const std::string& target, const std::string& detail) const;
 };
@@ -398,10 +399,18 @@ Resolution::Match Resolution::expand_group(const Entry& group, const std::string
     return Match::matched;
   }
   stack_.push_back(key);
-  for (const auto& dn : group.member) {
-    if (expand_dn(dn, detail, parent, depth + 1, yielded) == Match::trouble) {
-      stack_.pop_back();
-      return Match::trouble;
+  // Members are fetched a batch at a time (one directory round trip per batch); a batch bounds the work
+  // done ahead of routing.max_expansion.
+  constexpr std::size_t kBatch = 64;
+  const std::span<const std::string> members(group.member);
+  for (std::size_t from = 0; from < members.size(); from += kBatch) {
+    const auto batch = members.subspan(from, std::min(kBatch, members.size() - from));
+    const auto entries = r_.directory_.entries_by_dn(batch);
+    for (std::size_t i = 0; i < batch.size(); ++i) {
+      if (expand_member(batch[i], entries[i], detail, parent, depth + 1, yielded) == Match::trouble) {
+        stack_.pop_back();
+        return Match::trouble;
+      }
     }
   }
   stack_.pop_back();
@@ -409,9 +418,9 @@ Resolution::Match Resolution::expand_group(const Entry& group, const std::string
   return Match::matched;
 }
 
-Resolution::Match Resolution::expand_dn(const std::string& dn, const std::string& detail, StepId parent,
-                                        std::size_t depth, std::size_t& yielded) {
-  const auto entry = r_.directory_.entry_by_dn(dn);
+Resolution::Match Resolution::expand_member(const std::string& dn, const Lookup<EntryPtr>& entry,
+                                            const std::string& detail, StepId parent, std::size_t depth,
+                                            std::size_t& yielded) {
   if (entry.is_trouble()) return fail(entry.trouble_info());
   if (entry.is_not_found()) {
     result_.warnings.push_back("member " + dn + " does not exist; skipped");
