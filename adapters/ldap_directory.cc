@@ -47,11 +47,6 @@ std::vector<std::string> values_of(LDAP* ld, LDAPMessage* entry, const std::stri
   return out;
 }
 
-// Errors that mean the connection is gone or unusable: drop it and (once) try a fresh one.
-bool connection_lost(int rc) {
-  return rc == LDAP_SERVER_DOWN || rc == LDAP_CONNECT_ERROR;
-}
-
 }  // namespace
 
 LdapOptions LdapOptions::from(const Config& config) {

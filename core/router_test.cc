@@ -233,7 +233,8 @@ TEST_F(RouterTest, TroubleIsNeverUnknown) {
 TEST_F(RouterTest, LimitsAreTroubleNotHangs) {
   // A chain of 30 nested groups, deeper than max_depth.
   for (int i = 0; i < 30; ++i)
-    dir_.group("deep" + std::to_string(i), {group_dn("deep" + std::to_string(i + 1))});
+    dir_.group(std::string("deep") + std::to_string(i),
+               {group_dn(std::string("deep") + std::to_string(i + 1))});
   dir_.group("deep30", {user_dn("alice")});
   config_.routing.max_depth = 10;
   auto r = route("deep0@pydis.wtf");
@@ -244,8 +245,8 @@ TEST_F(RouterTest, LimitsAreTroubleNotHangs) {
 
   std::vector<std::string> many;
   for (int i = 0; i < 50; ++i) {
-    dir_.user("u" + std::to_string(i), {"u" + std::to_string(i) + "@pydis.wtf"});
-    many.push_back(user_dn("u" + std::to_string(i)));
+    dir_.user(std::string("u") + std::to_string(i), {std::string("u") + std::to_string(i) + "@pydis.wtf"});
+    many.push_back(user_dn(std::string("u") + std::to_string(i)));
   }
   dir_.group("big", many);
   config_.routing.max_expansion = 20;
