@@ -11,8 +11,11 @@
 #include <sysexits.h>
 
 #include <CLI/CLI.hpp>
+#include <cstdio>
 #include <cstdlib>
 #include <iostream>
+#include <memory>
+#include <mutex>
 #include <optional>
 
 #include "adapters/config_loader.h"
@@ -79,33 +82,64 @@ int cmd_config_check(const std::string& path) {
   return 0;
 }
 
-int cmd_socketmap(const std::string& config_path, const std::string& listen) {
+// Everything a lookup needs, built from one configuration. SIGHUP builds a new one and swaps it in; lookups
+// in progress finish on the one they started with (they hold a shared_ptr to it).
+struct Runtime {
+  Config config;
+  chainmail::DirectoryStack directory;
+  chainmail::Router router;
+
+  explicit Runtime(Config c)
+      : config(std::move(c)), directory(config), router(config, directory.directory()) {}
+};
+
+std::shared_ptr<const Runtime> make_runtime(const std::string& config_path, const std::string& listen) {
   auto config = load_or_report(config_path);
-  if (!config) return EX_CONFIG;
+  if (!config) return nullptr;
   if (!listen.empty()) config->socketmap.listen = listen;
-  std::optional<chainmail::DirectoryStack> stack;
   try {
-    stack.emplace(*config);
+    return std::make_shared<const Runtime>(std::move(*config));
   } catch (const std::exception& e) {
     std::cerr << "chainmail: " << e.what() << "\n";
-    return EX_CONFIG;
+    return nullptr;
   }
-  const chainmail::Router router(*config, stack->directory());
+}
+
+// One line per trouble answer: the operator must learn that mail is waiting, and why. Keys are truncated and
+// sanitized; one fputs keeps concurrent lines whole.
+void log_trouble(std::string_view key, const std::string& reply) {
+  const std::string line =
+      "chainmail: socketmap: route " + chainmail::sanitize(key.substr(0, 320)) + ": " + reply + "\n";
+  std::fputs(line.c_str(), stderr);
+}
+
+int cmd_socketmap(const std::string& config_path, const std::string& listen) {
+  std::shared_ptr<const Runtime> runtime = make_runtime(config_path, listen);
+  if (!runtime) return EX_CONFIG;
+  std::mutex runtime_mutex;
+  auto current = [&] {
+    const std::lock_guard lock(runtime_mutex);
+    return runtime;
+  };
 
   // Signals are taken by sigwait() below, in this thread only: block them before any thread starts.
   sigset_t signals;
   sigemptyset(&signals);
   sigaddset(&signals, SIGTERM);
   sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
-  const auto& sm = config->socketmap;
+  const auto sm = runtime->config.socketmap;  // a copy: a reload replaces runtime
   chainmail::SocketmapServer server(
       {sm.listen, static_cast<std::size_t>(sm.max_request), static_cast<std::size_t>(sm.max_reply),
        std::chrono::milliseconds(sm.idle_timeout_ms), static_cast<std::size_t>(sm.max_clients)},
-      [&router](std::string_view name, std::string_view key) -> std::string {
+      [&current](std::string_view name, std::string_view key) -> std::string {
         if (name != "route") return "PERM unknown map (this server answers map \"route\")";
-        return chainmail::socketmap_reply(router.route(key));
+        const auto rt = current();
+        std::string reply = chainmail::socketmap_reply(rt->router.route(key));
+        if (reply.rfind("TEMP", 0) == 0) log_trouble(key, reply);
+        return reply;
       });
   try {
     server.start();
@@ -115,9 +149,27 @@ int cmd_socketmap(const std::string& config_path, const std::string& listen) {
   }
   std::cerr << "chainmail: socketmap: serving map \"route\" on " << sm.listen
             << (server.port() != 0 ? " (port " + std::to_string(server.port()) + ")" : "") << "\n";
-  int sig = 0;
-  sigwait(&signals, &sig);
-  std::cerr << "chainmail: socketmap: stopping on signal " << sig << "\n";
+  while (true) {
+    int sig = 0;
+    sigwait(&signals, &sig);
+    if (sig != SIGHUP) {
+      std::cerr << "chainmail: socketmap: stopping on signal " << sig << "\n";
+      break;
+    }
+    // Reload: a bad file keeps the running configuration; the listen address needs a restart.
+    auto next = make_runtime(config_path, listen);
+    if (!next) {
+      std::cerr << "chainmail: socketmap: reload failed, keeping the running configuration\n";
+      continue;
+    }
+    if (next->config.socketmap.listen != sm.listen)
+      std::cerr << "chainmail: socketmap: socketmap.listen changed; it takes effect on restart\n";
+    {
+      const std::lock_guard lock(runtime_mutex);
+      runtime.swap(next);
+    }
+    std::cerr << "chainmail: socketmap: configuration reloaded\n";
+  }
   server.stop();
   return 0;
 }

@@ -12,10 +12,13 @@
 
 #include <cerrno>
 #include <chrono>
+#include <csignal>
+#include <fstream>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <system_error>
+#include <thread>
 #include <vector>
 
 #include "harness/fd.h"
@@ -305,6 +308,52 @@ TEST_F(Socketmap, MalformedNetstringClosesOnlyThatConnection) {
   }
   RawClient fresh(port());
   EXPECT_EQ(fresh.request("route dave@pydis.wtf"), "OK dave@localhost");
+}
+
+}  // namespace
+}  // namespace chainmail::integration
+
+namespace chainmail::integration {
+namespace {
+
+// SIGHUP reloads chainmail.conf without dropping the listener; a broken file keeps the running configuration.
+class SocketmapReload : public SlapdSuite<> {};
+
+TEST_F(SocketmapReload, SighupAppliesANewConfigurationAndSurvivesABadOne) {
+  const std::uint16_t port = harness::free_port();
+  const std::string listen = "inet:127.0.0.1:" + std::to_string(port);
+  const std::string base = demo_config({slapd().uri()}, {{"listen", "\"" + listen + "\""}});
+  const ConfigFile config(base);
+  harness::Process server(
+      {chainmail_bin().string(), "socketmap", "--config", config.path().string(), "--listen", listen},
+      config.dir() / "socketmap.log");
+  ASSERT_TRUE(harness::wait_for_port(port, seconds(10))) << read_text(server.log_path());
+
+  RawClient before(port);
+  EXPECT_EQ(before.request("route newalias@pydis.wtf"), "NOTFOUND ");
+
+  std::string with_alias = base;
+  const auto at = with_alias.find("[aliases]\n");
+  ASSERT_NE(at, std::string::npos);
+  with_alias.insert(at + 10, "newalias = \"alice\"\n");
+  { std::ofstream(config.path()) << with_alias; }
+  ASSERT_EQ(::kill(server.pid(), SIGHUP), 0);
+  std::optional<std::string> got;
+  for (int i = 0; i < 100 && got != "OK alice@localhost"; ++i) {
+    std::this_thread::sleep_for(milliseconds(50));
+    got = RawClient(port).request("route newalias@pydis.wtf");
+  }
+  EXPECT_EQ(got, "OK alice@localhost") << read_text(server.log_path());
+  EXPECT_EQ(before.request("route alice@pydis.wtf"), "OK alice@localhost")
+      << "open connections survive a reload";
+
+  { std::ofstream(config.path()) << "[directory]\nnot valid toml = = =\n"; }
+  ASSERT_EQ(::kill(server.pid(), SIGHUP), 0);
+  for (int i = 0; i < 100 && read_text(server.log_path()).find("reload failed") == std::string::npos; ++i)
+    std::this_thread::sleep_for(milliseconds(50));
+  EXPECT_NE(read_text(server.log_path()).find("reload failed"), std::string::npos);
+  EXPECT_EQ(RawClient(port).request("route newalias@pydis.wtf"), "OK alice@localhost");
+  EXPECT_EQ(server.terminate(), 0) << read_text(server.log_path());
 }
 
 }  // namespace
