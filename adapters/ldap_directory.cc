@@ -3,6 +3,7 @@
 #include <ldap.h>
 #include <sys/time.h>
 
+#include <csignal>
 #include <utility>
 
 #include "core/address.h"
@@ -65,9 +66,27 @@ LdapOptions LdapOptions::from(const Config& config) {
   return o;
 }
 
+namespace {
+
+// libldap writes to its sockets with plain write(): a server that reset the connection (or an asynchronous
+// connect that failed) raises SIGPIPE, whose default action kills the whole process. Every chainmail
+// process that talks LDAP ignores it, as daemons do; the write then fails with EPIPE and becomes trouble.
+void ignore_sigpipe() {
+  struct sigaction current {};
+  if (sigaction(SIGPIPE, nullptr, &current) == 0 && current.sa_handler == SIG_DFL) {
+    struct sigaction ignore {};
+    ignore.sa_handler = SIG_IGN;
+    sigemptyset(&ignore.sa_mask);
+    sigaction(SIGPIPE, &ignore, nullptr);
+  }
+}
+
+}  // namespace
+
 LdapDirectory::LdapDirectory(LdapOptions options)
     : options_(std::move(options)),
       user_filter_is_mail_(iequals(options_.schema.user_filter, "(" + options_.schema.mail + "=%s)")) {
+  ignore_sigpipe();
   const auto& s = options_.schema;
   for (const std::string* a : {&s.mail, &s.uid, &s.forward, &s.member, &s.lock}) {
     if (!a->empty()) attr_storage_.push_back(*a);
@@ -102,6 +121,10 @@ Lookup<LdapDirectory::ConnectionPtr> LdapDirectory::connect() {
     ldap_set_option(c->ld, LDAP_OPT_NETWORK_TIMEOUT, &net);
     ldap_set_option(c->ld, LDAP_OPT_TIMEOUT, &op);
     ldap_set_option(c->ld, LDAP_OPT_REFERRALS, LDAP_OPT_OFF);
+    // Without CONNECT_ASYNC, libldap 2.5's TLS handshake retries a non-blocking read forever against a
+    // server that accepted the connection and went silent (upstream ITS#8047, fixed in 2.6.10): the network
+    // timeout only bounds the handshake when the connect is asynchronous.
+    ldap_set_option(c->ld, LDAP_OPT_CONNECT_ASYNC, LDAP_OPT_ON);
     if (!options_.ca_file.empty() || options_.starttls || uri.rfind("ldaps://", 0) == 0) {
       const int demand = LDAP_OPT_X_TLS_DEMAND;
       const int new_ctx = 0;

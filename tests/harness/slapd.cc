@@ -37,6 +37,30 @@ void replace_all(std::string& text, std::string_view from, std::string_view to) 
   }
 }
 
+std::string conf_quoted(const std::filesystem::path& path) {
+  return "\"" + std::filesystem::absolute(path).string() + "\"";
+}
+
+// TLS directives belong to the global section: insert them before the first `database` line.
+void add_tls(std::string& conf, const SlapdTls& tls) {
+  const auto database_at = [&conf](std::size_t at) {
+    return conf.compare(at, 9, "database ") == 0 || conf.compare(at, 9, "database\t") == 0;
+  };
+  std::size_t pos = 0;
+  while (pos < conf.size() && !database_at(pos)) {
+    pos = conf.find('\n', pos);
+    pos = pos == std::string::npos ? conf.size() : pos + 1;
+  }
+  if (pos >= conf.size()) {
+    throw std::runtime_error("slapd.conf.in: no `database` line to put the TLS settings before");
+  }
+  std::string lines = "# TLS (harness::SlapdTls)\n";
+  if (!tls.ca_file.empty()) lines += "TLSCACertificateFile    " + conf_quoted(tls.ca_file) + "\n";
+  lines += "TLSCertificateFile      " + conf_quoted(tls.cert_file) + "\n";
+  lines += "TLSCertificateKeyFile   " + conf_quoted(tls.key_file) + "\n\n";
+  conf.insert(pos, lines);
+}
+
 }  // namespace
 
 std::filesystem::path ldap_conf_dir() {
@@ -68,6 +92,7 @@ void Slapd::start(const std::filesystem::path& ldif, const SlapdOptions& options
   if (std::smatch left; std::regex_search(conf, left, std::regex("@[A-Z_]+@"))) {
     throw std::runtime_error("slapd.conf.in: unknown placeholder " + left.str());
   }
+  if (options_.tls) add_tls(conf, *options_.tls);
   std::ofstream(config_path_, std::ios::trunc) << conf;
 
   const RunResult added =
@@ -80,21 +105,31 @@ void Slapd::start(const std::filesystem::path& ldif, const SlapdOptions& options
   }
 
   port_ = free_port();
+  tls_port_ = 0;
+  if (options_.tls) {
+    do {
+      tls_port_ = free_port();
+    } while (tls_port_ == port_);
+  }
   launch();
 }
 
 void Slapd::launch() {
   // -d keeps slapd in the foreground (our child, logging to stderr); without it slapd daemonizes and is lost.
-  process_ = Process({"slapd", "-f", config_path_.string(), "-h", uri(), "-d", "stats"}, log_path_);
+  // slapd -h takes one argument with the listener URIs separated by spaces.
+  const std::string listen = tls_port_ == 0 ? uri() : uri() + " " + tls_uri();
+  process_ = Process({"slapd", "-f", config_path_.string(), "-h", listen, "-d", "stats"}, log_path_);
   const auto deadline = std::chrono::steady_clock::now() + options_.start_timeout;
-  while (!wait_for_port(port_, std::chrono::milliseconds(50))) {
+  // Ready when every listener accepts.
+  while (!wait_for_port(port_, std::chrono::milliseconds(50)) ||
+         (tls_port_ != 0 && !wait_for_port(tls_port_, std::chrono::milliseconds(50)))) {
     if (!process_.running()) {
       throw std::runtime_error("slapd exited at startup (exit " + std::to_string(process_.terminate()) +
                                "); log " + log_path_.string() + ":\n" + log_tail(log_path_));
     }
     if (std::chrono::steady_clock::now() >= deadline) {
       process_.terminate();
-      throw std::runtime_error("slapd did not answer on " + uri() + "; log " + log_path_.string() + ":\n" +
+      throw std::runtime_error("slapd did not answer on " + listen + "; log " + log_path_.string() + ":\n" +
                                log_tail(log_path_));
     }
   }
@@ -120,6 +155,11 @@ void Slapd::resume() {
 
 std::string Slapd::uri() const {
   return "ldap://127.0.0.1:" + std::to_string(port_) + "/";
+}
+
+std::string Slapd::tls_uri() const {
+  if (tls_port_ == 0) throw std::logic_error("Slapd::tls_uri without SlapdOptions::tls");
+  return "ldaps://127.0.0.1:" + std::to_string(tls_port_) + "/";
 }
 
 }  // namespace chainmail::harness

@@ -6,9 +6,15 @@
 //   ldap.pause(); ... ldap.resume();     // a hung server, as clients see it
 //   ldap.restart();                      // same port, same data
 //
+//   SlapdOptions tls;                    // TLS as well: ldap:// (StartTLS) and ldaps:// on a second port
+//   tls.tls = SlapdTls{cert, key, ca};
+//   ldap.start(demo_ldif(), tls);        // ldap.tls_uri() is ldaps://127.0.0.1:TLSPORT/
+//
 // start() writes slapd.conf from conf/ldap/slapd.conf.in (@SCHEMA_DIR@ = that conf/ldap folder, absolute;
 // @DB_DIR@ = an empty database folder in the Slapd's TempDir), loads the LDIF with slapadd, and runs
-// `slapd -d stats` in the foreground as a child Process, logging to log_path().
+// `slapd -d stats` in the foreground as a child Process, logging to log_path(). With SlapdOptions::tls, the
+// TLS directives go into the global section (before `database`) and slapd listens on ldaps:// too; its log
+// then shows "TLS established" (and "STARTTLS") per connection.
 //
 // DIAGNOSTICS: start() throws std::runtime_error with slapadd's output, or with the tail of the slapd log
 // when slapd exits or does not answer in time.
@@ -17,6 +23,7 @@
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -35,10 +42,19 @@ inline constexpr std::string_view kBindPassword = "chainmail-demo";
 std::filesystem::path ldap_conf_dir();  // source_dir()/conf/ldap
 std::filesystem::path demo_ldif();      // ldap_conf_dir()/demo.ldif
 
+// Server certificate, its key and the CA file for slapd's TLS (TLSCertificateFile, TLSCertificateKeyFile,
+// TLSCACertificateFile; an empty ca_file leaves that line out). Relative paths are made absolute.
+struct SlapdTls {
+  std::filesystem::path cert_file;
+  std::filesystem::path key_file;
+  std::filesystem::path ca_file;
+};
+
 struct SlapdOptions {
   std::filesystem::path conf_dir;  // Holds slapd.conf.in and the schema files; empty means ldap_conf_dir().
   std::chrono::milliseconds start_timeout = std::chrono::seconds(10);
   std::chrono::milliseconds stop_timeout = std::chrono::seconds(5);
+  std::optional<SlapdTls> tls;  // Set: TLS configured, StartTLS on uri() and ldaps:// on tls_uri().
 };
 
 class Slapd {
@@ -55,6 +71,9 @@ class Slapd {
 
   std::string uri() const;  // ldap://127.0.0.1:PORT/
   std::uint16_t port() const { return port_; }
+  // ldaps://127.0.0.1:TLSPORT/; throws std::logic_error when not started with SlapdOptions::tls.
+  std::string tls_uri() const;
+  std::uint16_t tls_port() const { return tls_port_; }  // 0 without TLS
   const std::filesystem::path& log_path() const { return log_path_; }
   const std::filesystem::path& config_path() const { return config_path_; }
 
@@ -66,6 +85,7 @@ class Slapd {
   std::filesystem::path config_path_;
   std::filesystem::path log_path_;
   std::uint16_t port_ = 0;
+  std::uint16_t tls_port_ = 0;
   Process process_;
 };
 
