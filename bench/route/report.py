@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """report.py - the routing benchmark's markdown report from its "key value" files (standard library only).
 
-Usage: report.py MACHINE DATASET CHAINMAIL[,CHAINMAIL...] POSTFIX[,POSTFIX...] > report.md   (bench/route/run)
+Usage: report.py MACHINE DATASET CHAINMAIL[,CHAINMAIL...] POSTFIX[,POSTFIX...] [COMPARE] > report.md
+       (bench/route/run; COMPARE is the output of postfix_tables.py compare)
 
 With several rounds (one file per round), each measurement is taken from its best round and the range is shown;
 checks add up over all rounds.
@@ -87,6 +88,7 @@ def main():
     machine, dataset = read(sys.argv[1]), read(sys.argv[2])
     cm_rounds = [read(p) for p in sys.argv[3].split(",")]
     pf_rounds = [read(p) for p in sys.argv[4].split(",")]
+    same = read(sys.argv[5]) if len(sys.argv) > 5 else {}
     cm, pf = merge_chainmail(cm_rounds), merge_postfix(pf_rounds)
     rounds = len(cm_rounds)
     n = int(num(cm, "addresses"))
@@ -157,8 +159,13 @@ def main():
     row("chainmail warm, 1 thread (cache filled by a first pass)", "warm_1t", warm1,
         int(num(cm, "warm_1t_resolutions")))
     row(f"chainmail warm, {threads} threads", "warm_nt", warmn, int(num(cm, "warm_nt_resolutions")))
-    w(f"| Postfix LDAP tables (postmap -q -, one process per map, maps in virtual_alias_maps order; no cache) | "
+    w(f"| Postfix LDAP tables (postmap -q -, cleanup's recursive virtual alias expansion: "
+      f"{pf.get('postfix_rounds', '?')} rounds of the maps in virtual_alias_maps order, "
+      f"{pf.get('postfix_postmap_processes', '?')} processes; no cache) | "
       f"{rate(pf_rate)} ({pf_addresses} in {pf_s:.2f} s) | {spread(pf_rates)} |")
+    w(f"| Postfix LDAP searches, whole mix (mean per resolution) | "
+      f"{num(pf, 'postfix_searches') / pf_addresses if pf_addresses else float('nan'):.2f} "
+      f"({int(num(pf, 'postfix_searches'))} searches) | |")
     for mode in ("cold", "nocache"):
         w(f"| LDAP round trips, {mode}, one plain user routed alone | {num(cm, f'{mode}_rt_one_plain_user'):.0f} | |")
         w(f"| LDAP round trips, {mode}, plain users in the mix (mean / max) | {num(cm, f'{mode}_rt_plain_mean'):.2f} / "
@@ -189,12 +196,29 @@ def main():
           f"{int(num(cm, f'warm_unexpected_{c}'))} |")
     w("")
 
-    w("### Postfix, per map (its best round)\n")
-    w("| map (in order) | addresses queried | found | seconds |\n|---|---|---|---|")
-    for m in MAPS:
-        w(f"| ldap-{m}.cf | {pf.get(f'postfix_map_{m}_queried', '?')} | {pf.get(f'postfix_map_{m}_found', '?')} | "
-          f"{pf.get(f'postfix_map_{m}_seconds', '?')} |")
-    w(f"| not found by any | {pf.get('postfix_unresolved', '?')} | | |")
+    w("### Postfix, per round and map (its best round)\n")
+    w("Round 0 looks up the mix; round N+1 the addresses round N's answers expand to that a table serves "
+      "(its `domain =` list), once per address of the mix that reached them.\n")
+    w("| round | map (in order) | keys queried | found | seconds |\n|---|---|---|---|---|")
+    for r in range(int(num(pf, "postfix_rounds")) if pf.get("postfix_rounds", "").isdigit() else 0):
+        for m in MAPS:
+            if f"postfix_r{r}_map_{m}_queried" in pf:
+                w(f"| {r} | ldap-{m}.cf | {pf[f'postfix_r{r}_map_{m}_queried']} | "
+                  f"{pf.get(f'postfix_r{r}_map_{m}_found', '?')} | {pf.get(f'postfix_r{r}_map_{m}_seconds', '?')} |")
+    w(f"| | mix addresses not found by any map | {pf.get('postfix_unresolved', '?')} | | |")
+    w("")
+
+    w("### LDAP searches per resolution, per category: Postfix and chainmail (1 thread)\n")
+    w("Postfix: one search per key sent whose domain the table serves, plus one base search per member DN below "
+      "a group that ldap-group-aliases.cf finds (special_result_attribute = member, recursively). chainmail: "
+      "LdapDirectory round trips.\n")
+    w("| category | addresses | Postfix searches mean | Postfix keys sent mean | chainmail nocache | "
+      "chainmail cold |\n|---|---|---|---|---|---|")
+    for c in CATEGORIES:
+        count = num(pf, f"postfix_count_{c}")
+        w(f"| {c} | {count:.0f} | {num(pf, f'postfix_searches_{c}') / count if count else float('nan'):.2f} | "
+          f"{num(pf, f'postfix_keys_{c}') / count if count else float('nan'):.2f} | "
+          f"{num(cm, f'nocache_rt_{c}_mean'):.2f} | {num(cm, f'cold_rt_{c}_mean'):.2f} |")
     w("")
 
     def ratio(x):
@@ -235,6 +259,21 @@ def main():
     w(f"- cache misses / LDAP searches during the timed warm passes: {misses} / "
       f"{int(num(cm, 'warm_1t_round_trips')) + int(num(cm, 'warm_nt_round_trips'))} (should be 0 / 0).")
     w(f"- addresses that should resolve: {routed}; Postfix found {pf_found} (its best round).")
+    w(f"- Postfix LDAP searches (best round): {int(num(pf, 'postfix_searches'))} counted by this benchmark, "
+      f"{int(num(pf, 'postfix_slapd_searches'))} by slapd's cn=Monitor (should be equal). Its expansion: "
+      f"{int(num(pf, 'postfix_final_recipients'))} final recipients; addresses reached twice within one "
+      f"expansion (looked up once): {int(num(pf, 'postfix_duplicates_not_sent'))}; expansions unfinished after 10 "
+      f"rounds: {int(num(pf, 'postfix_too_deep'))} (should be 0).")
+    if same:
+        per = ", ".join(f"{c} {same.get(f'compare_{c}_mismatches', '?')}/{same.get(f'compare_{c}_compared', '?')}"
+                        for c in CATEGORIES)
+        w(f"- same routes: Postfix's final recipients against chainmail's targets (no cache, routed once more "
+          f"after the rounds; chainmail's unknown against no map finding the address), every address of the mix: "
+          f"{same.get('compare_mismatches', '?')} of {same.get('compare_addresses', '?')} differ ({per}; "
+          "mismatched/compared).")
+        for n in range(1, 11):
+            if f"compare_example_{n}" in same:
+                w(f"  - {same[f'compare_example_{n}']}")
     w("")
     w("## Method notes\n")
     w("- Cold = Router over a CachedDirectory created empty just before the pass (the shipped chainmail.conf "
@@ -244,10 +283,17 @@ def main():
       "socketmap server's threads do. Nocache = Router over LdapDirectory alone, so repeats search again. "
       "Warm = the same cache filled by a first, untimed pass. LDAP round trips are LdapDirectory::round_trips() "
       "(searches; the bind happens once per pooled connection, opened before the timed passes).")
-    w("- Postfix: each map is one `postmap -c DIR -q - ldap:FILE` process reading the keys the previous maps did "
-      "not find (its connection is reused across keys). Its time is the sum of the four postmap wall times, "
-      "process start included. Unlike cleanup's virtual alias expansion, the group members' addresses are not "
-      "looked up again (chainmail routes each member through the chain): this favours Postfix.")
+    w("- Postfix: cleanup(8)'s virtual alias expansion (cleanup_map1n.c) over the deployment's four "
+      "virtual_alias_maps LDAP tables, every lookup done by `postmap -c DIR -q - ldap:FILE` (one process per map "
+      "and round, reading the round's keys that the maps before it did not find; its connection is reused across "
+      "keys). Every address a lookup returns is looked up again through all four maps in the next round, until "
+      "it is not found or maps to itself (at most 10 rounds), so group members are routed again as chainmail "
+      "routes them (a member may forward). The tables search only keys whose domain is in their `domain =` list "
+      "(pydis.wtf, int.pydis.wtf, pydis.com, pythondiscord.com, owlcorp.uk): uid@localhost and forwarding "
+      "addresses elsewhere cost no search and are final. Each address of the mix is expanded on its own, as "
+      "cleanup expands each recipient, without a cache (a user in two groups of the mix is searched for each); "
+      "within one expansion an address is looked up once. Its time is the sum of all postmap wall times, "
+      "process start included.")
     w("- Each contender ran the same number of rounds, alternating; every figure is the best round (the range shows "
       "the spread). Nothing here fails on slowness; a loaded machine (see the load average) lowers every number.")
     print("\n".join(out))

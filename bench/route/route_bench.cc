@@ -2,6 +2,7 @@
 //
 //   route_bench --config chainmail.conf --addresses addresses.tsv [--threads 8] [--warm-seconds 1.5]
 //               [--only cold|nocache|warm]
+//   route_bench --config chainmail.conf --addresses addresses.tsv --dump-targets FILE
 //
 // Loads a chainmail.conf whose directory.uris point at the benchmark's slapd and reads the address mix
 // ("category<TAB>address" lines; categories plain, forward, group, service, unknown). Then it measures
@@ -19,10 +20,14 @@
 //            cache lookups it made).
 // Before them, the LDAP round trips of one plain user routed alone, through a fresh cache and without one;
 // and finally the peak RSS of this process (getrusage ru_maxrss).
+// --dump-targets measures nothing: it routes every address of the mix once (no cache, 1 thread) and writes
+// "address<TAB>outcome<TAB>kind:target,kind:target" lines to FILE, for comparing the routes themselves with
+// Postfix's (bench/route/postfix_tables.py compare).
 //
-// Output: "key value" lines on stdout (progress on stderr). Exit 0 when it measured; 2 for bad arguments or
-// an unreadable config or address file; 3 when the directory does not answer the first lookup. Slowness never
-// fails it: the targets are judged by the run script's report.
+// Output: "key value" lines on stdout (progress on stderr). Exit 0 when it measured (or dumped); 2 for bad
+// arguments, an unreadable config or address file or an unwritable --dump-targets file; 3 when the directory
+// does not answer the first lookup. Slowness never fails it: the targets are judged by the run script's
+// report.
 #include <sys/resource.h>
 
 #include <algorithm>
@@ -69,6 +74,7 @@ struct Options {
   bool cold = true;  // --only cold|nocache|warm (e.g. for a profiler)
   bool nocache = true;
   bool warm = true;
+  std::string dump_targets;  // --dump-targets FILE: route once, write the targets, measure nothing
 };
 
 void emit(std::string_view key, const auto& value) {
@@ -168,6 +174,8 @@ bool parse_args(int argc, char** argv, Options& o) {
       o.config = std::string(v);
     } else if (a == "--addresses") {
       o.addresses = std::string(v);
+    } else if (a == "--dump-targets") {
+      o.dump_targets = std::string(v);
     } else if (a == "--threads") {
       const auto r = std::from_chars(v.data(), v.data() + v.size(), o.threads);
       if (r.ec != std::errc() || r.ptr != v.data() + v.size() || o.threads == 0 || o.threads > 256)
@@ -364,13 +372,31 @@ void run_warm(const Options& opt, const std::vector<Item>& items, const chainmai
   emit("cache_entries", cache.size());
 }
 
+// --dump-targets: every address of the mix routed once by `router`, "address<TAB>outcome<TAB>targets" lines
+// (targets "kind:address", comma-separated, in the router's order). False when FILE cannot be written.
+bool dump_targets(const std::string& path, const Router& router, const std::vector<Item>& items) {
+  std::ofstream out(path);
+  for (const Item& item : items) {
+    const RouteResult r = router.route(item.address);
+    out << item.address << '\t' << chainmail::outcome_name(r.outcome) << '\t';
+    for (std::size_t i = 0; i < r.targets.size(); ++i) {
+      out << (i == 0 ? "" : ",") << chainmail::target_kind_name(r.targets[i].kind) << ':'
+          << r.targets[i].address;
+    }
+    out << '\n';
+  }
+  out.flush();
+  return static_cast<bool>(out);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   Options opt;
   if (!parse_args(argc, argv, opt)) {
     std::cerr << "usage: route_bench --config FILE --addresses FILE [--threads N] [--warm-seconds S] "
-                 "[--only cold|nocache|warm]\n";
+                 "[--only cold|nocache|warm]\n"
+                 "       route_bench --config FILE --addresses FILE --dump-targets FILE\n";
     return 2;
   }
   const auto loaded = chainmail::load_config_file(opt.config);
@@ -412,6 +438,11 @@ int main(int argc, char** argv) {
     if (r.outcome == Outcome::trouble) {
       std::cerr << "the directory does not answer: " << r.reason << '\n';
       return 3;
+    }
+    if (!opt.dump_targets.empty()) {
+      if (dump_targets(opt.dump_targets, nocache, items)) return 0;
+      std::cerr << opt.dump_targets << ": cannot write\n";
+      return 2;
     }
     if (plain != items.end()) {
       emit("one_plain_user", plain->address);
