@@ -5,6 +5,19 @@
 #include "core/address.h"
 
 namespace chainmail {
+namespace {
+
+// "d:" + the lower-cased DN, built in one allocation (this runs for every group member).
+std::string key_of(char kind, std::string_view text) {
+  std::string key;
+  key.reserve(text.size() + 2);
+  key += kind;
+  key += ':';
+  for (const char c : text) key += c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c;
+  return key;
+}
+
+}  // namespace
 
 CachedDirectory::CachedDirectory(Directory& inner, CacheOptions options, Clock clock)
     : inner_(inner),
@@ -67,7 +80,7 @@ std::vector<Lookup<EntryPtr>> CachedDirectory::entries_by_dn(std::span<const std
   std::vector<std::string> missing;
   std::vector<std::size_t> where;
   for (std::size_t i = 0; i < dns.size(); ++i) {
-    found[i] = find("d:" + ascii_lower(dns[i]), now);
+    found[i] = find(key_of('d', dns[i]), now);
     if (found[i]) {
       hits_.fetch_add(1, std::memory_order_relaxed);
     } else {
@@ -79,7 +92,7 @@ std::vector<Lookup<EntryPtr>> CachedDirectory::entries_by_dn(std::span<const std
   if (!missing.empty()) {
     auto answers = inner_.entries_by_dn(missing);
     for (std::size_t j = 0; j < answers.size() && j < where.size(); ++j) {
-      store("d:" + ascii_lower(missing[j]), answers[j], now);
+      store(key_of('d', missing[j]), answers[j], now);
       found[where[j]] = std::move(answers[j]);
     }
   }
@@ -93,15 +106,15 @@ std::vector<Lookup<EntryPtr>> CachedDirectory::entries_by_dn(std::span<const std
 }
 
 Lookup<EntryPtr> CachedDirectory::user_by_mail(std::string_view address) {
-  return cached("m:" + ascii_lower(address), [&] { return inner_.user_by_mail(address); });
+  return cached(key_of('m', address), [&] { return inner_.user_by_mail(address); });
 }
 
 Lookup<EntryPtr> CachedDirectory::group_by_name(std::string_view name) {
-  return cached("g:" + ascii_lower(name), [&] { return inner_.group_by_name(name); });
+  return cached(key_of('g', name), [&] { return inner_.group_by_name(name); });
 }
 
 Lookup<EntryPtr> CachedDirectory::entry_by_dn(std::string_view dn) {
-  return cached("d:" + ascii_lower(dn), [&] { return inner_.entry_by_dn(dn); });
+  return cached(key_of('d', dn), [&] { return inner_.entry_by_dn(dn); });
 }
 
 std::size_t CachedDirectory::size() {

@@ -137,7 +137,7 @@ int cmd_socketmap(const std::string& config_path, const std::string& listen) {
       [&current](std::string_view name, std::string_view key) -> std::string {
         if (name != "route") return "PERM unknown map (this server answers map \"route\")";
         const auto rt = current();
-        std::string reply = chainmail::socketmap_reply(rt->router.route(key));
+        std::string reply = chainmail::socketmap_reply(rt->router.route(key, chainmail::Router::Explain::no));
         if (reply.rfind("TEMP", 0) == 0) log_trouble(key, reply);
         return reply;
       });

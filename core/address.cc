@@ -1,15 +1,21 @@
 #include "address.h"
 
 #include <algorithm>
-#include <cctype>
 
 namespace chainmail {
 namespace {
 
 // RFC 5322 atext.
+// ASCII only, and no locale: these run for every address of every group member.
+bool is_alnum(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+}
+char lower(char c) {
+  return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c;
+}
+
 bool is_atext(char c) {
-  const auto u = static_cast<unsigned char>(c);
-  if (std::isalnum(u) != 0 && u < 0x80) return true;
+  if (is_alnum(c)) return true;
   constexpr std::string_view specials = "!#$%&'*+-/=?^_`{|}~";
   return specials.find(c) != std::string_view::npos;
 }
@@ -25,10 +31,7 @@ bool is_quotable(unsigned char c) {
 bool valid_label(std::string_view label) {
   if (label.empty() || label.size() > 63) return false;
   if (label.front() == '-' || label.back() == '-') return false;
-  return std::all_of(label.begin(), label.end(), [](char c) {
-    const auto u = static_cast<unsigned char>(c);
-    return u < 0x80 && (std::isalnum(u) != 0 || c == '-');
-  });
+  return std::all_of(label.begin(), label.end(), [](char c) { return is_alnum(c) || c == '-'; });
 }
 
 bool valid_domain(std::string_view d) {
@@ -55,16 +58,13 @@ bool valid_domain(std::string_view d) {
 
 std::string ascii_lower(std::string_view s) {
   std::string out(s);
-  for (char& c : out) {
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-  }
+  for (char& c : out) c = lower(c);
   return out;
 }
 
 bool iequals(std::string_view a, std::string_view b) {
-  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-           return std::tolower(static_cast<unsigned char>(x)) == std::tolower(static_cast<unsigned char>(y));
-         });
+  return a.size() == b.size() &&
+         std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) { return lower(x) == lower(y); });
 }
 
 bool is_dot_atom(std::string_view s) {

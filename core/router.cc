@@ -104,7 +104,10 @@ Router::Router(const Config& config, Directory& directory) : directory_(director
 }
 
 Router::DomainClass Router::classify(std::string_view domain) const {
-  const std::string d = ascii_lower(domain);
+  // parse_address() lower-cases domains: only an upper-case domain from elsewhere pays for a copy.
+  const bool lower = std::none_of(domain.begin(), domain.end(), [](char c) { return c >= 'A' && c <= 'Z'; });
+  const std::string lowered = lower ? std::string() : ascii_lower(domain);
+  const std::string_view d = lower ? domain : std::string_view(lowered);
   if (d == opt_.main_domain) return DomainClass::main;
   if (std::find(opt_.alias_domains.begin(), opt_.alias_domains.end(), d) != opt_.alias_domains.end())
     return DomainClass::main;
@@ -130,7 +133,8 @@ const std::vector<std::string>* Router::find_alias(const std::string& key) const
 // pushes N steps instead of copying N paths; only the final targets get their path spelled out (finish()).
 class Resolution {
  public:
-  Resolution(const Router& router, RouteResult& result) : r_(router), o_(router.opt_), result_(result) {}
+  Resolution(const Router& router, RouteResult& result, bool explain)
+      : r_(router), o_(router.opt_), result_(result), explain_(explain) {}
 
   // cycle: unmatched because the address or group is already being expanded (warned about once).
   enum class Match { matched, unmatched, cycle, trouble };
@@ -148,6 +152,7 @@ class Resolution {
   struct Node {
     Step step;
     StepId parent;
+    EntryPtr entry;  // when set, the step's detail is this entry's DN (shared, not copied per step)
   };
   struct Pending {
     TargetKind kind;
@@ -158,6 +163,7 @@ class Resolution {
   const Router& r_;
   const Router::Options& o_;
   RouteResult& result_;
+  const bool explain_;  // record the path of every target
   std::vector<Node> steps_;
   std::vector<Pending> pending_;
   std::vector<std::string> stack_;           // addresses and DNs being expanded (cycle detection)
@@ -167,7 +173,13 @@ class Resolution {
   bool cycle_warned_ = false;
 
   StepId push(StepId parent, Rule rule, std::string subject, std::string detail) {
-    steps_.push_back({{rule, std::move(subject), std::move(detail)}, parent});
+    if (!explain_) return parent;
+    steps_.push_back({{rule, std::move(subject), std::move(detail)}, parent, nullptr});
+    return steps_.size() - 1;
+  }
+  StepId push(StepId parent, Rule rule, std::string subject, const EntryPtr& entry) {
+    if (!explain_) return parent;
+    steps_.push_back({{rule, std::move(subject), {}}, parent, entry});
     return steps_.size() - 1;
   }
   Match fail(Trouble t) {
@@ -188,7 +200,10 @@ void Resolution::finish() {
   result_.targets.reserve(pending_.size());
   for (auto& p : pending_) {
     std::vector<Step> path;
-    for (StepId id = p.last; id != kRoot; id = steps_[id].parent) path.push_back(steps_[id].step);
+    for (StepId id = p.last; id != kRoot; id = steps_[id].parent) {
+      path.push_back(steps_[id].step);
+      if (steps_[id].entry) path.back().detail = steps_[id].entry->dn;
+    }
     std::reverse(path.begin(), path.end());
     result_.targets.push_back({p.kind, std::move(p.address), std::move(path)});
   }
@@ -248,7 +263,7 @@ Resolution::Match Resolution::route_address(const Address& address, StepId paren
     case DC::internal:
       break;
   }
-  const std::string shown = address.str();
+  const std::string shown = explain_ ? address.str() : std::string();  // the subject of this address's steps
   const std::string& domain = dc == DC::main ? o_.main_domain : o_.internal_domain;
   if (address.domain != domain) parent = push(parent, Rule::domain_alias, shown, "same people as " + domain);
 
@@ -256,7 +271,8 @@ Resolution::Match Resolution::route_address(const Address& address, StepId paren
   if (!lp.detail.empty() && !is_dot_atom(lp.base + lp.detail)) {
     // The detail travels into target addresses and into comma-separated socketmap replies: a quoted detail
     // such as "alice+x,bob" must never become two recipients. Deliver to the base address instead.
-    result_.warnings.push_back("detail \"" + lp.detail + "\" of " + shown + " is not a dot-atom; not kept");
+    result_.warnings.push_back("detail \"" + lp.detail + "\" of " + address.str() +
+                               " is not a dot-atom; not kept");
     lp.detail.clear();
   }
   const std::string full_key = ascii_lower(lp.base + lp.detail) + "@" + domain;
@@ -305,7 +321,7 @@ Resolution::Match Resolution::route_address(const Address& address, StepId paren
   if (user_entry) {
     const Entry& e = *user_entry;
     if (!e.forward.empty()) {
-      const StepId fstep = push(parent, Rule::forward, shown, e.dn);
+      const StepId fstep = push(parent, Rule::forward, shown, user_entry);
       Match m = Match::unmatched;
       for (const auto& fwd : e.forward) {
         const auto parsed = parse_address(with_detail(fwd, lp.detail));
@@ -322,7 +338,7 @@ Resolution::Match Resolution::route_address(const Address& address, StepId paren
       if (e.uid.empty()) return fail(Trouble::configuration(e.dn + " has a mail address but no uid"));
       if (e.locked) result_.warnings.push_back(e.dn + " is locked: login refused, mail still delivered");
       return finish(add_target(TargetKind::mailbox, e.uid + lp.detail + "@" + o_.mailbox_domain,
-                               push(parent, Rule::user, shown, e.dn)));
+                               push(parent, Rule::user, shown, user_entry)));
     }
   }
 
@@ -333,7 +349,7 @@ Resolution::Match Resolution::route_address(const Address& address, StepId paren
     if (group.is_found()) {
       const Entry& g = *group.value();
       std::size_t yielded = 0;
-      if (expand_group(g, lp.detail, push(parent, Rule::group, shown, g.dn), depth, yielded) ==
+      if (expand_group(g, lp.detail, push(parent, Rule::group, shown, group.value()), depth, yielded) ==
           Match::trouble)
         return Match::trouble;
       if (yielded > 0) return finish(Match::matched);
@@ -347,7 +363,7 @@ Resolution::Match Resolution::route_address(const Address& address, StepId paren
     const Entry& e = *user_entry;
     if (e.uid.empty()) return fail(Trouble::configuration(e.dn + " has a mail address but no uid"));
     return finish(add_target(TargetKind::mailbox, e.uid + lp.detail + "@" + o_.mailbox_domain,
-                             push(parent, Rule::service_account, shown, e.dn)));
+                             push(parent, Rule::service_account, shown, user_entry)));
   }
 
   // f. alias: address keys before bare local parts, each with the detail before without it.
@@ -441,8 +457,9 @@ Resolution::Match Resolution::expand_member(const std::string& dn, const Lookup<
       result_.warnings.push_back("member " + dn + " has an invalid mail address; skipped");
       continue;
     }
-    const Match m = route_address(*parsed.address, push(parent, Rule::member, parsed.address->str(), e.dn),
-                                  depth + 1, &member);
+    const Match m = route_address(
+        *parsed.address, push(parent, Rule::member, explain_ ? parsed.address->str() : std::string(), member),
+        depth + 1, &member);
     if (m == Match::trouble) return m;
     if (m == Match::matched) {
       ++yielded;
@@ -453,7 +470,7 @@ Resolution::Match Resolution::expand_member(const std::string& dn, const Lookup<
   return Match::matched;
 }
 
-RouteResult Router::route(std::string_view text) const {
+RouteResult Router::route(std::string_view text, Explain explain) const {
   RouteResult result;
   result.input = std::string(text);
   const auto parsed = parse_address(text);
@@ -467,7 +484,7 @@ RouteResult Router::route(std::string_view text) const {
     result.reason = "domain " + parsed.address->domain + " is not hosted here";
     return result;
   }
-  Resolution resolution(*this, result);
+  Resolution resolution(*this, result, explain == Explain::yes);
   const auto m = resolution.route_address(*parsed.address, Resolution::kRoot, 0);
   resolution.finish();
   if (m == Resolution::Match::trouble) {

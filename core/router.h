@@ -66,8 +66,12 @@ class Router {
   // `directory` must outlive the router. The tables are normalised once here.
   Router(const Config& config, Directory& directory);
 
+  // Whether targets carry the path of rules that led to them. Diagnosis wants it; the hot path (socketmap,
+  // milter) only needs the targets and saves the work.
+  enum class Explain { no, yes };
+
   // Thread-safe as long as the directory is.
-  RouteResult route(std::string_view address) const;
+  RouteResult route(std::string_view address, Explain explain = Explain::yes) const;
 
   enum class DomainClass { main, internal, mailbox, service, foreign };
   DomainClass classify(std::string_view domain) const;

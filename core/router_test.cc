@@ -186,6 +186,19 @@ TEST_F(RouterTest, OrderedChain) {
   }
 }
 
+TEST_F(RouterTest, WithoutExplanationTheTargetsAreTheSame) {
+  for (const char* a : {"devops+x@pydis.com", "postmaster@owlcorp.uk", "cycle-a@pydis.wtf", "joe@pydis.wtf",
+                        "dmarc+reports@int.pydis.wtf", "fortune@int.pydis.wtf", "ghosts@pydis.wtf"}) {
+    const Router router(config_, dir_);
+    const auto full = router.route(a, Router::Explain::yes);
+    const auto lean = router.route(a, Router::Explain::no);
+    EXPECT_EQ(addresses(lean), addresses(full)) << a;
+    EXPECT_EQ(lean.outcome, full.outcome) << a;
+    EXPECT_EQ(lean.warnings, full.warnings) << a;
+    for (const auto& t : lean.targets) EXPECT_TRUE(t.path.empty()) << a;
+  }
+}
+
 TEST_F(RouterTest, PathNamesEveryRule) {
   const auto r = route("postmaster@pydis.com");
   ASSERT_EQ(r.outcome, Outcome::routed);

@@ -55,6 +55,8 @@ namespace {
 using Clock = std::chrono::steady_clock;
 using chainmail::Outcome;
 using chainmail::Router;
+// Every pass routes as the socketmap server and the milter do: targets only, no path explanation
+// (Router::Explain::no); `chainmail route` explains, and pays for it.
 using chainmail::RouteResult;
 using chainmail::TargetKind;
 
@@ -133,7 +135,7 @@ Throughput measure(const Router& router, const std::vector<Item>& items, unsigne
       if (timed ? Clock::now() >= deadline : first >= n) break;
       const std::uint64_t last = timed ? first + kBatch : std::min(first + kBatch, n);
       for (std::uint64_t i = first; i < last; ++i) {
-        const RouteResult r = router.route(items[i % n].address);
+        const RouteResult r = router.route(items[i % n].address, Router::Explain::no);
         my_targets += r.targets.size();
         my_troubles += r.outcome == Outcome::trouble ? 1 : 0;
         ++my_done;
@@ -244,7 +246,7 @@ void one_thread_pass(const std::string& prefix, const Router& router, const chai
   for (const Item& item : items) {
     const std::uint64_t rt0 = ldap.round_trips();
     const auto t0 = Clock::now();
-    const RouteResult r = router.route(item.address);
+    const RouteResult r = router.route(item.address, Router::Explain::no);
     const auto t1 = Clock::now();
     const std::uint64_t rt = ldap.round_trips() - rt0;
     CategoryStats& s = stats[item.category];
@@ -352,7 +354,7 @@ void run_warm(const Options& opt, const std::vector<Item>& items, const chainmai
     for (const Item& item : items) {
       const std::uint64_t lookups0 = cache.hits() + cache.misses();
       const auto t0 = Clock::now();
-      const RouteResult r = warm.route(item.address);
+      const RouteResult r = warm.route(item.address, Router::Explain::no);
       const auto t1 = Clock::now();
       CategoryStats& s = stats[item.category];
       ++s.count;
@@ -377,7 +379,7 @@ void run_warm(const Options& opt, const std::vector<Item>& items, const chainmai
 bool dump_targets(const std::string& path, const Router& router, const std::vector<Item>& items) {
   std::ofstream out(path);
   for (const Item& item : items) {
-    const RouteResult r = router.route(item.address);
+    const RouteResult r = router.route(item.address, Router::Explain::no);
     out << item.address << '\t' << chainmail::outcome_name(r.outcome) << '\t';
     for (std::size_t i = 0; i < r.targets.size(); ++i) {
       out << (i == 0 ? "" : ",") << chainmail::target_kind_name(r.targets[i].kind) << ':'
@@ -434,7 +436,7 @@ int main(int argc, char** argv) {
   // trips of one plain user alone (when the mix has one): through a fresh cache, and without one.
   {
     const Item& first = plain != items.end() ? *plain : items.front();
-    const RouteResult r = nocache.route(first.address);
+    const RouteResult r = nocache.route(first.address, Router::Explain::no);
     if (r.outcome == Outcome::trouble) {
       std::cerr << "the directory does not answer: " << r.reason << '\n';
       return 3;
@@ -449,11 +451,11 @@ int main(int argc, char** argv) {
       chainmail::CachedDirectory fresh(ldap, cache_options);
       const Router cold(config, fresh);
       std::uint64_t before = ldap.round_trips();
-      const RouteResult cold_r = cold.route(plain->address);
+      const RouteResult cold_r = cold.route(plain->address, Router::Explain::no);
       emit("cold_rt_one_plain_user", ldap.round_trips() - before);
       emit("cold_one_plain_user_outcome", chainmail::outcome_name(cold_r.outcome));
       before = ldap.round_trips();
-      const RouteResult nocache_r = nocache.route(plain->address);
+      const RouteResult nocache_r = nocache.route(plain->address, Router::Explain::no);
       emit("nocache_rt_one_plain_user", ldap.round_trips() - before);
       emit("nocache_one_plain_user_outcome", chainmail::outcome_name(nocache_r.outcome));
     }
