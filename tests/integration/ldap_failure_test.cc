@@ -126,5 +126,21 @@ TEST_F(LdapFailure, WrongBindPasswordIsConfigurationTrouble) {
   }
 }
 
+// A filter that matches more entries than directory.size_limit: the server stops at the limit, and the answer
+// is configuration trouble naming the limit, never a guess among the entries nor "unknown".
+TEST_F(LdapFailure, MoreEntriesThanTheSizeLimitIsConfigurationTrouble) {
+  std::string text = demo_config({slapd().uri()});
+  const auto at = text.find("[directory]\n");
+  ASSERT_NE(at, std::string::npos);
+  text.insert(at + 12, "user_filter = \"(|(mail=%s)(objectClass=inetOrgPerson))\"\nsize_limit = 2\n");
+  const ConfigFile config(text);
+  const RouteRun r = route(config.path(), {"alice@pydis.wtf"});
+  EXPECT_EQ(r.run.exit_code, 78) << r.run.out << r.run.err;
+  ASSERT_EQ(r.json.size(), 1U) << r.run.out;
+  EXPECT_EQ(r.json[0].value("trouble", ""), "configuration") << r.json[0].dump(2);
+  EXPECT_NE(r.json[0].value("reason", "").find("directory.size_limit = 2"), std::string::npos)
+      << r.json[0].dump(2);
+}
+
 }  // namespace
 }  // namespace chainmail::integration
