@@ -27,6 +27,7 @@
 #include <utility>
 #include <vector>
 
+#include "adapters/unique_fd.h"
 #include "core/netstring.h"
 
 namespace chainmail {
@@ -42,33 +43,6 @@ constexpr auto kAcceptBackoff = std::chrono::milliseconds(100);  // after EMFILE
 std::string errno_text(int err) {
   return std::system_category().message(err);
 }
-
-class UniqueFd {
- public:
-  UniqueFd() = default;
-  explicit UniqueFd(int fd) : fd_(fd) {}
-  ~UniqueFd() { reset(); }
-  UniqueFd(const UniqueFd&) = delete;
-  UniqueFd& operator=(const UniqueFd&) = delete;
-  UniqueFd(UniqueFd&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
-  UniqueFd& operator=(UniqueFd&& other) noexcept {
-    if (this != &other) {
-      reset();
-      fd_ = std::exchange(other.fd_, -1);
-    }
-    return *this;
-  }
-
-  int get() const { return fd_; }
-  bool valid() const { return fd_ >= 0; }
-  void reset() {
-    if (fd_ >= 0) ::close(fd_);
-    fd_ = -1;
-  }
-
- private:
-  int fd_ = -1;
-};
 
 // What a poll for one socket plus the shared stop pipe found.
 enum class Ready { ready, timeout, stop, error };

@@ -10,7 +10,7 @@
 #include <system_error>
 #include <thread>
 
-#include "harness/fd.h"
+#include "adapters/unique_fd.h"
 
 namespace chainmail::harness {
 namespace {

@@ -16,7 +16,7 @@
 #include <thread>
 #include <utility>
 
-#include "harness/fd.h"
+#include "adapters/unique_fd.h"
 #include "harness/paths.h"
 
 extern char** environ;

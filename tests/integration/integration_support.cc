@@ -28,6 +28,8 @@ void replace_line(std::string& text, std::string_view key, const std::string& re
   throw std::runtime_error("conf/chainmail.conf has no line starting with \"" + prefix + "\"");
 }
 
+}  // namespace
+
 std::string toml_string(std::string_view s) {
   std::string out = "\"";
   for (const char c : s) {
@@ -36,8 +38,6 @@ std::string toml_string(std::string_view s) {
   }
   return out + "\"";
 }
-
-}  // namespace
 
 std::string read_text(const std::filesystem::path& path) {
   std::ifstream in(path, std::ios::binary);

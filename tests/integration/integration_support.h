@@ -32,6 +32,9 @@ namespace chainmail::integration {
 
 std::string read_text(const std::filesystem::path& path);
 
+// `s` as a TOML basic string, quotes included.
+std::string toml_string(std::string_view s);
+
 // The path of the chainmail binary under test.
 std::filesystem::path chainmail_bin();
 

@@ -97,15 +97,6 @@ Suite& suite() {
   return s;
 }
 
-std::string toml_string(std::string_view s) {
-  std::string out = "\"";
-  for (const char c : s) {
-    if (c == '"' || c == '\\') out += '\\';
-    out += c;
-  }
-  return out + "\"";
-}
-
 struct Tls {
   std::string ca_file;  // empty: no ca_file line
   bool starttls = false;

@@ -21,7 +21,7 @@
 #include <thread>
 #include <vector>
 
-#include "harness/fd.h"
+#include "adapters/unique_fd.h"
 #include "harness/net.h"
 #include "harness/postfix.h"
 #include "integration_support.h"
@@ -114,7 +114,7 @@ class RawClient {
     return payload;
   }
 
-  harness::UniqueFd fd_;
+  UniqueFd fd_;
   std::string buf_;
   bool eof_ = false;
 };

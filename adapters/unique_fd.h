@@ -1,11 +1,11 @@
-// fd.h: UniqueFd, the one owner of a raw file descriptor in the harness (STYLE.md 8).
+// unique_fd.h - a file descriptor owned by one object and closed exactly once (RAII around close(2)).
 #pragma once
 
 #include <unistd.h>
 
 #include <utility>
 
-namespace chainmail::harness {
+namespace chainmail {
 
 class UniqueFd {
  public:
@@ -35,4 +35,4 @@ class UniqueFd {
   int fd_ = -1;
 };
 
-}  // namespace chainmail::harness
+}  // namespace chainmail
