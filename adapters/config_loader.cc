@@ -52,6 +52,10 @@ class Loader {
           error(line(name.source()), full, "unknown key");
           continue;
         }
+        if (std::holds_alternative<TableParam>(p->kind)) {  // a sub-table such as [dkim.signing]
+          load_table(*p, value);
+          continue;
+        }
         lines_[full] = line(value.source());
         load_value(*p, full, value);
       }
@@ -165,6 +169,21 @@ class Loader {
   }
 
   void resolve_files() {
+    auto relative = [this](std::string& path) {
+      if (!path.empty() && std::filesystem::path(path).is_relative())
+        path = (base_ / path).lexically_normal().string();
+    };
+    relative(out_.config.dns.trust_anchor_file);
+    relative(out_.config.dmarc.public_suffix_list);
+    for (auto& [domain, keys] : out_.config.dkim.signing) {
+      for (auto& k : keys) {  // "selector:path": only the path part is a file
+        const auto colon = k.find(':');
+        if (colon == std::string::npos) continue;
+        std::string path = k.substr(colon + 1);
+        relative(path);
+        k = k.substr(0, colon + 1) + path;
+      }
+    }
     auto& d = out_.config.directory;
     if (!d.ldif_file.empty() && std::filesystem::path(d.ldif_file).is_relative())
       d.ldif_file = (base_ / d.ldif_file).lexically_normal().string();
@@ -217,9 +236,13 @@ std::string render_defaults() {
     const std::string sec(p.key.substr(0, dot));
     std::string help = "# " + std::string(p.help) + "\n";
     if (const auto* t = std::get_if<TableParam>(&p.kind)) {
-      out += "\n" + help + "[" + sec + "]\n";
-      out += t->single ? "# \"address\" = \"service\"\n"
-                       : "# \"address\" or local_part = \"target\" or [\"t1\", \"t2\"]\n";
+      out += "\n" + help + "[" + std::string(p.key) + "]\n";
+      if (!t->example.empty()) {
+        out += "# " + std::string(t->example) + "\n";
+      } else {
+        out += t->single ? "# \"address\" = \"service\"\n"
+                         : "# \"address\" or local_part = \"target\" or [\"t1\", \"t2\"]\n";
+      }
       section.clear();
       continue;
     }

@@ -5,11 +5,14 @@
 #include <utility>
 
 #include "address.h"
+#include "network.h"
 
 namespace chainmail {
 namespace {
 
 constexpr std::array<std::string_view, 0> kNoStrings{};
+constexpr std::array<std::string_view, 2> kLoopback{"127.0.0.0/8", "::1/128"};
+constexpr std::array<std::string_view, 1> kOriginating{"ORIGINATING"};
 constexpr std::array<std::string_view, 3> kDemoAliasDomains{"pydis.com", "pythondiscord.com", "owlcorp.uk"};
 
 // Every parameter of chainmail.conf. Keep entries grouped by section, in the order the sample file uses.
@@ -116,6 +119,74 @@ const std::array kParams = {
         IntParam{30000, 10, 3600000, [](Config& c) -> std::int64_t& { return c.socketmap.idle_timeout_ms; }}},
     Param{"socketmap.max_clients", "Connections served at once; more wait in the listen queue.",
           IntParam{64, 1, 10000, [](Config& c) -> std::int64_t& { return c.socketmap.max_clients; }}},
+
+    Param{
+        "milter.listen",
+        "Where chainmail-milter listens, in libmilter's syntax: unix:PATH or inet:PORT@HOST (TCP_NODELAY is "
+        "set, so replies are not held back by Nagle's algorithm).",
+        StringParam{"unix:/run/chainmail/milter.sock",
+                    [](Config& c) -> std::string& { return c.milter.listen; }}},
+    Param{"milter.user", "User the milter runs as once its sockets are open. Empty: stay as started.",
+          StringParam{"", [](Config& c) -> std::string& { return c.milter.user; }}},
+    Param{"milter.log", "Where the milter logs: syslog (mail facility) or stderr.",
+          StringParam{"syslog", [](Config& c) -> std::string& { return c.milter.log; }}},
+    Param{"milter.authserv_id",
+          "The authserv-id of our Authentication-Results headers (RFC 8601). Empty: domains.main.",
+          StringParam{"", [](Config& c) -> std::string& { return c.milter.authserv_id; }}},
+    Param{
+        "milter.trusted_networks",
+        "Client networks (CIDR) whose mail is not validated as inbound mail (it is signed if it has a key).",
+        ListParam{kLoopback,
+                  [](Config& c) -> std::vector<std::string>& { return c.milter.trusted_networks; }}},
+    Param{
+        "milter.signing_daemons",
+        "Values of Postfix's {daemon_name} macro (milter_macro_daemon_name) whose mail is outbound: signed, "
+        "not validated. SASL-authenticated mail is always outbound.",
+        ListParam{kOriginating,
+                  [](Config& c) -> std::vector<std::string>& { return c.milter.signing_daemons; }}},
+    Param{"milter.tempfail_on_dns_error",
+          "DNS trouble during validation (SPF, DKIM or DMARC temperror) answers 451 instead of delivering.",
+          BoolParam{true, [](Config& c) -> bool& { return c.milter.tempfail_on_dns_error; }}},
+    Param{"milter.max_recipients", "Recipients accepted per message; more get 452 4.5.3.",
+          IntParam{1000, 1, 100000, [](Config& c) -> std::int64_t& { return c.milter.max_recipients; }}},
+    Param{"milter.max_headers", "Header fields examined per message; a message with more is refused (552).",
+          IntParam{1000, 10, 100000, [](Config& c) -> std::int64_t& { return c.milter.max_headers; }}},
+    Param{"milter.timeout_s", "Seconds the milter waits for the MTA before dropping a connection.",
+          IntParam{300, 1, 3600, [](Config& c) -> std::int64_t& { return c.milter.timeout_s; }}},
+
+    Param{"dns.resolvers",
+          "Recursive resolvers or forwarders (ADDR or ADDR@PORT) the checks ask. Empty: /etc/resolv.conf.",
+          ListParam{kNoStrings, [](Config& c) -> std::vector<std::string>& { return c.dns.resolvers; }}},
+    Param{"dns.timeout_ms", "Longest wait for one DNS answer; longer is trouble (temperror).",
+          IntParam{5000, 100, 60000, [](Config& c) -> std::int64_t& { return c.dns.timeout_ms; }}},
+    Param{"dns.trust_anchor_file",
+          "DNSSEC trust anchor (e.g. /usr/share/dns/root.key). Empty: no validation.",
+          StringParam{"", [](Config& c) -> std::string& { return c.dns.trust_anchor_file; }}},
+
+    Param{"spf.reject_helo_fail", "Reject (550 5.7.23) when the HELO name's SPF result is fail.",
+          BoolParam{true, [](Config& c) -> bool& { return c.spf.reject_helo_fail; }}},
+    Param{"spf.reject_mail_from_fail", "Reject (550 5.7.23) when the MAIL FROM domain's SPF result is fail.",
+          BoolParam{true, [](Config& c) -> bool& { return c.spf.reject_mail_from_fail; }}},
+    Param{"spf.max_void_lookups", "DNS lookups answering no data allowed per check (RFC 7208 4.6.4).",
+          IntParam{2, 0, 100, [](Config& c) -> std::int64_t& { return c.spf.max_void_lookups; }}},
+
+    Param{"dkim.max_signatures", "DKIM signatures verified per message; further ones are not checked.",
+          IntParam{5, 1, 50, [](Config& c) -> std::int64_t& { return c.dkim.max_signatures; }}},
+    Param{"dkim.min_key_bits", "Smallest RSA key accepted for verification (RFC 8301: 1024).",
+          IntParam{1024, 512, 16384, [](Config& c) -> std::int64_t& { return c.dkim.min_key_bits; }}},
+    Param{"dkim.signing",
+          "Signing keys: From domain = [\"selector:/path/key.pem\", ...] (RSA or Ed25519 PEM; one signature "
+          "per entry, so a domain can sign with both).",
+          TableParam{false, [](Config& c) -> StringTable& { return c.dkim.signing; },
+                     "\"domain\" = [\"selector:/path/to/key.pem\"]"}},
+
+    Param{"dmarc.public_suffix_list", "The public suffix list that defines organizational domains.",
+          StringParam{"/usr/share/publicsuffix/effective_tld_names.dat",
+                      [](Config& c) -> std::string& { return c.dmarc.public_suffix_list; }}},
+    Param{"dmarc.enforce_reject", "A DMARC fail under p=reject is refused (550 5.7.1) at end of DATA.",
+          BoolParam{true, [](Config& c) -> bool& { return c.dmarc.enforce_reject; }}},
+    Param{"dmarc.enforce_quarantine", "A DMARC fail under p=quarantine goes to Postfix's hold queue.",
+          BoolParam{true, [](Config& c) -> bool& { return c.dmarc.enforce_quarantine; }}},
 };
 
 std::string absolute_base(const std::string& base, const std::string& base_dn) {
@@ -164,6 +235,15 @@ std::string Config::user_base_dn() const {
 }
 std::string Config::group_base_dn() const {
   return absolute_base(directory.group_base, directory.base_dn);
+}
+
+bool Config::is_hosted_domain(std::string_view domain) const {
+  if (iequals(domain, domains.main)) return true;
+  if (!domains.internal.empty() && iequals(domain, domains.internal)) return true;
+  for (const auto& a : domains.aliases) {
+    if (iequals(domain, a)) return true;
+  }
+  return false;
 }
 
 std::vector<ConfigError> validate(const Config& c) {
@@ -226,6 +306,27 @@ std::vector<ConfigError> validate(const Config& c) {
   for (const auto& [key, f] : {std::pair{"directory.user_filter", &d.user_filter},
                                std::pair{"directory.group_filter", &d.group_filter}}) {
     if (f->empty() || f->front() != '(' || f->back() != ')') err(key, "a filter is enclosed in parentheses");
+  }
+
+  const auto& m = c.milter;
+  if (m.log != "syslog" && m.log != "stderr")
+    err("milter.log", "\"" + m.log + "\" is neither syslog nor stderr");
+  if (m.listen.rfind("unix:", 0) != 0 && m.listen.rfind("local:", 0) != 0 &&
+      m.listen.rfind("inet:", 0) != 0 && m.listen.rfind("inet6:", 0) != 0)
+    err("milter.listen", "\"" + m.listen + "\" is not unix:PATH, inet:PORT@HOST or inet6:PORT@HOST");
+  for (const auto& net : m.trusted_networks) {
+    if (!parse_cidr(net)) err("milter.trusted_networks", "\"" + net + "\" is not an address or CIDR network");
+  }
+  if (!m.authserv_id.empty() && !valid_domain_name(m.authserv_id))
+    err("milter.authserv_id", "\"" + m.authserv_id + "\" is not a host name");
+  for (const auto& [domain, keys] : c.dkim.signing) {
+    if (!valid_domain_name(domain)) err("dkim.signing." + domain, "\"" + domain + "\" is not a domain name");
+    for (const auto& k : keys) {
+      const auto colon = k.find(':');
+      if (colon == std::string::npos || colon == 0 || colon + 1 == k.size() ||
+          !is_dot_atom(k.substr(0, colon)))
+        err("dkim.signing." + domain, "\"" + k + "\" is not \"selector:/path/to/key.pem\"");
+    }
   }
   return errors;
 }

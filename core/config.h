@@ -74,6 +74,46 @@ struct Config {
     std::int64_t max_clients = 0;
   } socketmap;
 
+  struct Milter {
+    std::string listen;
+    std::string user;
+    std::string log;
+    std::string authserv_id;
+    std::vector<std::string> trusted_networks;
+    std::vector<std::string> signing_daemons;
+    bool tempfail_on_dns_error = true;
+    std::int64_t max_recipients = 0;
+    std::int64_t max_headers = 0;
+    std::int64_t timeout_s = 0;
+  } milter;
+
+  struct Dns {
+    std::vector<std::string> resolvers;
+    std::int64_t timeout_ms = 0;
+    std::string trust_anchor_file;
+  } dns;
+
+  struct Spf {
+    bool reject_helo_fail = true;
+    bool reject_mail_from_fail = true;
+    std::int64_t max_void_lookups = 0;
+  } spf;
+
+  struct Dkim {
+    std::int64_t max_signatures = 0;
+    std::int64_t min_key_bits = 0;
+    StringTable signing;  // From domain -> "selector:/path/key.pem" entries
+  } dkim;
+
+  struct Dmarc {
+    std::string public_suffix_list;
+    bool enforce_reject = true;
+    bool enforce_quarantine = true;
+  } dmarc;
+
+  // domains.main, the aliases and the internal domain: the domains whose recipients the chain decides.
+  bool is_hosted_domain(std::string_view domain) const;
+
   // The user base and group base as absolute DNs (relative ones are joined with base_dn).
   std::string user_base_dn() const;
   std::string group_base_dn() const;
@@ -103,6 +143,7 @@ struct ListParam {
 struct TableParam {
   bool single;
   Field<StringTable> field;
+  std::string_view example = {};  // a sample entry for `config defaults`, when the address forms do not fit
 };
 
 struct Param {
