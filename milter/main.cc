@@ -1,0 +1,434 @@
+// main.cc - chainmail-milter: the libmilter daemon around milter/session.
+//
+// Usage: chainmail-milter [--config FILE] [--listen SPEC]
+// Runs in the foreground (systemd, or a test harness, supervises it). Listens on milter.listen (libmilter
+// syntax: unix:PATH or inet:PORT@HOST) and, when socketmap.listen is set, serves Postfix's socketmap there
+// from the same directory connections and cache. Opens its sockets, then drops to milter.user.
+//
+// Signals: SIGTERM or SIGINT stop it (connections in progress are given libmilter's grace time); SIGHUP
+// reloads chainmail.conf: new messages use the new runtime, messages in flight finish on theirs, a bad file
+// keeps the running configuration. libmilter's own signal thread would stop the milter on SIGHUP; the main
+// thread sigwait()s for these signals instead, and Linux delivers a process-directed signal to the main
+// thread first when it is waiting for it (kernel/signal.c complete_signal), so libmilter never sees them.
+//
+// Every libmilter callback is a noexcept shim (guard()): an exception tempfails the message with 451 4.3.0
+// and a log line; nothing is accepted unchecked and the daemon keeps running.
+//
+// Over TCP, libmilter writes each reply of end-of-message (header edits, recipient edits, the verdict) as a
+// separate small packet; with Nagle's algorithm and the MTA's delayed ACK, the last one waits ~40 ms. Linux
+// accepted sockets inherit TCP_NODELAY from the listener, so it is set on libmilter's listening socket.
+//
+// Exit status: 0 after a signal; 78 (EX_CONFIG) for a bad configuration; 69 (EX_UNAVAILABLE) when a socket
+// cannot be opened or privileges cannot be dropped.
+#include <arpa/inet.h>
+#include <grp.h>
+#include <libmilter/mfapi.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <pwd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sysexits.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <csignal>
+#include <cstring>
+#include <iostream>
+#include <memory>
+#include <mutex>
+#include <thread>
+
+#include "adapters/config_loader.h"
+#include "adapters/mime/from_header.h"
+#include "adapters/socketmap_server.h"
+#include "core/route_format.h"
+#include "milter/log.h"
+#include "milter/runtime.h"
+#include "milter/session.h"
+
+namespace chainmail::milter {
+namespace {
+
+// The process state the callbacks reach. libmilter's callbacks carry no user pointer besides the per-
+// connection private data, so this one object is file-static; it is set up before smfi_main starts.
+struct Daemon {
+  std::unique_ptr<Log> log;
+  std::unique_ptr<Engines> engines;
+  std::mutex mu;
+  std::shared_ptr<const Runtime> runtime;
+
+  std::shared_ptr<const Runtime> current() {
+    const std::lock_guard lock(mu);
+    return runtime;
+  }
+};
+Daemon* g_daemon = nullptr;
+
+Session* session_of(SMFICTX* ctx) { return static_cast<Session*>(smfi_getpriv(ctx)); }
+
+std::string macro(SMFICTX* ctx, const char* name) {
+  const char* v = smfi_getsymval(ctx, const_cast<char*>(name));
+  return v != nullptr ? v : "";
+}
+
+// libmilter's reply text is printf-like in some MTAs; keep '%' out of it.
+std::string reply_text(std::string s) {
+  std::replace(s.begin(), s.end(), '%', '?');
+  return s;
+}
+
+sfsistat to_status(SMFICTX* ctx, const Reply& r) {
+  if (r.status == Reply::Status::proceed) return SMFIS_CONTINUE;
+  std::string code = r.code, xcode = r.xcode, text = reply_text(r.text);
+  smfi_setreply(ctx, code.data(), xcode.data(), text.data());
+  return r.status == Reply::Status::reject ? SMFIS_REJECT : SMFIS_TEMPFAIL;
+}
+
+template <typename F>
+sfsistat guard(SMFICTX* ctx, const char* step, F&& f) noexcept {
+  try {
+    return f();
+  } catch (const std::exception& e) {
+    try {
+      g_daemon->log->error(std::string(step) + ": " + e.what() + ": message tempfailed");
+      std::string code = "451", xcode = "4.3.0", text = "Internal error, try again later";
+      smfi_setreply(ctx, code.data(), xcode.data(), text.data());
+    } catch (...) {  // logging failed too (out of memory): the tempfail below still holds
+    }
+  } catch (...) {
+    g_daemon->log->error(std::string(step) + ": unknown exception: message tempfailed");
+  }
+  if (Session* s = session_of(ctx)) {
+    try {
+      s->abort();
+    } catch (...) {  // nothing more can be done; the MTA gets the tempfail
+    }
+  }
+  return SMFIS_TEMPFAIL;
+}
+
+std::string address_text(const sockaddr* sa) {
+  if (sa == nullptr) return "";
+  char buf[INET6_ADDRSTRLEN] = {};
+  if (sa->sa_family == AF_INET) {
+    inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in*>(sa)->sin_addr, buf, sizeof buf);
+  } else if (sa->sa_family == AF_INET6) {
+    inet_ntop(AF_INET6, &reinterpret_cast<const sockaddr_in6*>(sa)->sin6_addr, buf, sizeof buf);
+  }
+  return buf;
+}
+
+std::vector<std::string> esmtp_args(char** argv) {
+  std::vector<std::string> out;
+  for (int i = 1; argv != nullptr && argv[0] != nullptr && argv[i] != nullptr; ++i) out.emplace_back(argv[i]);
+  return out;
+}
+
+class MilterActions final : public Actions {
+ public:
+  explicit MilterActions(SMFICTX* ctx) : ctx_(ctx) {}
+  bool insert_header(int index, const std::string& name, const std::string& value) override {
+    std::string n = name, v = value;
+    return smfi_insheader(ctx_, index, n.data(), v.data()) == MI_SUCCESS;
+  }
+  bool delete_header(const std::string& name, int index) override {
+    std::string n = name;
+    return smfi_chgheader(ctx_, n.data(), index, nullptr) == MI_SUCCESS;
+  }
+  bool add_recipient(const std::string& address, const std::string& args) override {
+    std::string a = address, p = args;
+    return smfi_addrcpt_par(ctx_, a.data(), p.data()) == MI_SUCCESS;
+  }
+  bool delete_recipient(const std::string& address) override {
+    std::string a = address;
+    return smfi_delrcpt(ctx_, a.data()) == MI_SUCCESS;
+  }
+  bool quarantine(const std::string& reason) override {
+    std::string r = reason;
+    return smfi_quarantine(ctx_, r.data()) == MI_SUCCESS;
+  }
+
+ private:
+  SMFICTX* ctx_;
+};
+
+extern "C" {
+
+sfsistat on_negotiate(SMFICTX*, unsigned long f0, unsigned long f1, unsigned long, unsigned long,
+                      unsigned long* pf0, unsigned long* pf1, unsigned long* pf2, unsigned long* pf3) {
+  *pf0 = f0 & (SMFIF_ADDHDRS | SMFIF_CHGHDRS | SMFIF_ADDRCPT | SMFIF_ADDRCPT_PAR | SMFIF_DELRCPT |
+               SMFIF_QUARANTINE);
+  // Header values exactly as sent (DKIM canonicalisation needs the leading space); no replies where we never
+  // refuse (saves a round trip each); no events we ignore.
+  unsigned long want = SMFIP_HDR_LEADSPC | SMFIP_NR_CONN | SMFIP_NR_HELO | SMFIP_NR_BODY | SMFIP_NOUNKNOWN |
+                       SMFIP_NODATA;
+  *pf1 = f1 & want;
+  *pf2 = 0;
+  *pf3 = 0;
+  return SMFIS_CONTINUE;
+}
+
+sfsistat on_connect(SMFICTX* ctx, char* hostname, _SOCK_ADDR* addr) {
+  return guard(ctx, "connect", [&] {
+    auto* s = new Session([] { return g_daemon->current(); }, *g_daemon->log);
+    smfi_setpriv(ctx, s);
+    s->connect(hostname != nullptr ? hostname : "", address_text(addr));
+    return SMFIS_NOREPLY;
+  });
+}
+
+sfsistat on_helo(SMFICTX* ctx, char* name) {
+  return guard(ctx, "helo", [&] {
+    if (Session* s = session_of(ctx)) s->helo(name != nullptr ? name : "");
+    return SMFIS_NOREPLY;
+  });
+}
+
+sfsistat on_envfrom(SMFICTX* ctx, char** argv) {
+  return guard(ctx, "mail", [&] {
+    Session* s = session_of(ctx);
+    if (s == nullptr) throw std::runtime_error("no session");
+    MailMacros m{macro(ctx, "i"), macro(ctx, "{auth_authen}"), macro(ctx, "{daemon_name}")};
+    return to_status(ctx, s->mail_from(argv != nullptr && argv[0] != nullptr ? argv[0] : "", esmtp_args(argv), m));
+  });
+}
+
+sfsistat on_envrcpt(SMFICTX* ctx, char** argv) {
+  return guard(ctx, "rcpt", [&] {
+    Session* s = session_of(ctx);
+    if (s == nullptr || argv == nullptr || argv[0] == nullptr) throw std::runtime_error("no session");
+    return to_status(ctx, s->rcpt(argv[0], esmtp_args(argv)));
+  });
+}
+
+sfsistat on_header(SMFICTX* ctx, char* name, char* value) {
+  return guard(ctx, "header", [&] {
+    Session* s = session_of(ctx);
+    if (s == nullptr) throw std::runtime_error("no session");
+    return to_status(ctx, s->header(name != nullptr ? name : "", value != nullptr ? value : ""));
+  });
+}
+
+sfsistat on_eoh(SMFICTX* ctx) {
+  return guard(ctx, "eoh", [&] {
+    Session* s = session_of(ctx);
+    if (s == nullptr) throw std::runtime_error("no session");
+    return to_status(ctx, s->end_of_headers());
+  });
+}
+
+sfsistat on_body(SMFICTX* ctx, unsigned char* chunk, size_t len) {
+  return guard(ctx, "body", [&] {
+    Session* s = session_of(ctx);
+    if (s == nullptr) throw std::runtime_error("no session");
+    s->body(std::string_view(reinterpret_cast<const char*>(chunk), len));
+    return SMFIS_NOREPLY;
+  });
+}
+
+sfsistat on_eom(SMFICTX* ctx) {
+  return guard(ctx, "eom", [&] {
+    Session* s = session_of(ctx);
+    if (s == nullptr) throw std::runtime_error("no session");
+    MilterActions actions(ctx);
+    return to_status(ctx, s->end_of_message(actions, macro(ctx, "i")));
+  });
+}
+
+sfsistat on_abort(SMFICTX* ctx) {
+  return guard(ctx, "abort", [&] {
+    if (Session* s = session_of(ctx)) s->abort();
+    return SMFIS_CONTINUE;
+  });
+}
+
+sfsistat on_close(SMFICTX* ctx) {
+  return guard(ctx, "close", [&] {
+    std::unique_ptr<Session> s(session_of(ctx));
+    smfi_setpriv(ctx, nullptr);
+    if (s) s->abort();
+    return SMFIS_CONTINUE;
+  });
+}
+
+}  // extern "C"
+
+// libmilter keeps its listening socket to itself; find it (the one listening TCP socket open at this point)
+// and set TCP_NODELAY, which the sockets it accepts inherit.
+void set_nodelay_on_listener() {
+  for (int fd = 0; fd < 1024; ++fd) {
+    int listening = 0, domain = 0;
+    socklen_t len = sizeof listening;
+    if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) != 0 || listening == 0) continue;
+    len = sizeof domain;
+    if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) != 0) continue;
+    if (domain != AF_INET && domain != AF_INET6) continue;
+    const int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  }
+}
+
+bool drop_privileges(const std::string& user, const Log& log) {
+  if (user.empty()) return true;
+  errno = 0;
+  const passwd* pw = getpwnam(user.c_str());
+  if (pw == nullptr) {
+    log.error("milter.user \"" + user + "\": no such user");
+    return false;
+  }
+  if (initgroups(pw->pw_name, pw->pw_gid) != 0 || setgid(pw->pw_gid) != 0 || setuid(pw->pw_uid) != 0) {
+    log.error("cannot run as \"" + user + "\": " + std::strerror(errno));
+    return false;
+  }
+  return true;
+}
+
+std::shared_ptr<const Runtime> build_runtime(const std::string& path, const std::string& listen, Engines& engines,
+                                             const Log& log) {
+  auto loaded = load_config_file(path);
+  if (!loaded.ok()) {
+    for (const auto& e : loaded.errors) log.error(e);
+    return nullptr;
+  }
+  if (!listen.empty()) loaded.config.milter.listen = listen;
+  try {
+    return std::make_shared<const Runtime>(std::move(loaded.config), engines);
+  } catch (const std::exception& e) {
+    log.error(path + ": " + e.what());
+    return nullptr;
+  }
+}
+
+int run(const std::string& config_path, const std::string& listen_override) {
+  auto loaded = load_config_file(config_path);
+  if (!loaded.ok()) {
+    for (const auto& e : loaded.errors) std::cerr << "chainmail-milter: " << e << "\n";
+    return EX_CONFIG;
+  }
+  Daemon daemon;
+  daemon.log = std::make_unique<Log>(loaded.config.milter.log == "stderr" ? Log::Sink::stderr_ : Log::Sink::syslog);
+  const Log& log = *daemon.log;
+  init_mime();
+  try {
+    daemon.engines = std::make_unique<Engines>(loaded.config);
+  } catch (const std::exception& e) {
+    log.error(config_path + ": " + e.what());
+    return EX_CONFIG;
+  }
+  daemon.runtime = build_runtime(config_path, listen_override, *daemon.engines, log);
+  if (!daemon.runtime) return EX_CONFIG;
+  g_daemon = &daemon;
+  const Config& config = daemon.runtime->config;
+
+  // Signals are taken by sigwait() in this (the main) thread; block them before any thread starts.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  std::signal(SIGPIPE, SIG_IGN);
+
+  smfiDesc desc{};
+  desc.xxfi_name = const_cast<char*>("chainmail-milter");
+  desc.xxfi_version = SMFI_VERSION;
+  desc.xxfi_flags = SMFIF_ADDHDRS | SMFIF_CHGHDRS | SMFIF_ADDRCPT | SMFIF_ADDRCPT_PAR | SMFIF_DELRCPT |
+                    SMFIF_QUARANTINE;
+  desc.xxfi_connect = on_connect;
+  desc.xxfi_helo = on_helo;
+  desc.xxfi_envfrom = on_envfrom;
+  desc.xxfi_envrcpt = on_envrcpt;
+  desc.xxfi_header = on_header;
+  desc.xxfi_eoh = on_eoh;
+  desc.xxfi_body = on_body;
+  desc.xxfi_eom = on_eom;
+  desc.xxfi_abort = on_abort;
+  desc.xxfi_close = on_close;
+  desc.xxfi_negotiate = on_negotiate;
+
+  std::string spec = config.milter.listen;
+  if (smfi_setconn(spec.data()) != MI_SUCCESS || smfi_register(desc) != MI_SUCCESS) {
+    log.error("cannot set up libmilter for " + spec);
+    return EX_UNAVAILABLE;
+  }
+  smfi_settimeout(static_cast<int>(config.milter.timeout_s));
+  if (smfi_opensocket(true) != MI_SUCCESS) {
+    log.error("cannot listen on " + spec);
+    return EX_UNAVAILABLE;
+  }
+  set_nodelay_on_listener();
+  if (spec.rfind("unix:", 0) == 0 || spec.rfind("local:", 0) == 0) {
+    // The MTA runs as another user; access is controlled by the permissions of the socket's directory.
+    chmod(spec.substr(spec.find(':') + 1).c_str(), 0666);
+  }
+
+  std::unique_ptr<SocketmapServer> socketmap;
+  if (!config.socketmap.listen.empty()) {
+    const auto& sm = config.socketmap;
+    socketmap = std::make_unique<SocketmapServer>(
+        SocketmapOptions{sm.listen, static_cast<std::size_t>(sm.max_request), static_cast<std::size_t>(sm.max_reply),
+                         std::chrono::milliseconds(sm.idle_timeout_ms), static_cast<std::size_t>(sm.max_clients)},
+        [&daemon](std::string_view name, std::string_view key) -> std::string {
+          if (name != "route") return "PERM unknown map (this server answers map \"route\")";
+          const auto rt = daemon.current();
+          std::string reply = socketmap_reply(rt->router.route(key, Router::Explain::no));
+          if (reply.rfind("TEMP", 0) == 0) daemon.log->warning("socketmap: route " + untrusted(key, 320) + ": " + reply);
+          return reply;
+        });
+    try {
+      socketmap->start();
+    } catch (const std::exception& e) {
+      log.error(std::string("socketmap: ") + e.what());
+      return EX_UNAVAILABLE;
+    }
+  }
+  if (!drop_privileges(config.milter.user, log)) return EX_UNAVAILABLE;
+
+  int milter_status = MI_SUCCESS;
+  std::thread milter([&milter_status] { milter_status = smfi_main(); });
+  log.info("listening on " + spec + (socketmap ? ", socketmap on " + config.socketmap.listen : std::string()) +
+           ", authserv-id " + daemon.runtime->authserv_id);
+  while (true) {
+    int sig = 0;
+    sigwait(&signals, &sig);
+    if (sig != SIGHUP) {
+      log.info("stopping on signal " + std::to_string(sig));
+      break;
+    }
+    auto next = build_runtime(config_path, listen_override, *daemon.engines, log);
+    if (!next) {
+      log.error("reload failed, keeping the running configuration");
+      continue;
+    }
+    if (next->config.milter.listen != spec || next->config.socketmap.listen != config.socketmap.listen ||
+        next->config.dns.resolvers != config.dns.resolvers)
+      log.warning("milter.listen, socketmap.listen and [dns] changes take effect on restart");
+    {
+      const std::lock_guard lock(daemon.mu);
+      daemon.runtime.swap(next);
+    }
+    log.info("configuration reloaded");
+  }
+  smfi_stop();
+  milter.join();
+  if (socketmap) socketmap->stop();
+  return milter_status == MI_SUCCESS ? 0 : EX_SOFTWARE;
+}
+
+}  // namespace
+}  // namespace chainmail::milter
+
+int main(int argc, char** argv) {
+  CLI::App app{"chainmail-milter: validates inbound mail (SPF, DKIM, DMARC), signs outbound mail and routes "
+               "every recipient through the chain"};
+  std::string config_path = "/etc/chainmail/chainmail.conf";
+  if (const char* env = std::getenv("CHAINMAIL_CONFIG")) config_path = env;
+  std::string listen;
+  app.add_option("--config", config_path, "Configuration file (default $CHAINMAIL_CONFIG or "
+                                          "/etc/chainmail/chainmail.conf)");
+  app.add_option("--listen", listen, "Override milter.listen (unix:PATH or inet:PORT@HOST)");
+  CLI11_PARSE(app, argc, argv);
+  return chainmail::milter::run(config_path, listen);
+}
