@@ -34,7 +34,8 @@
 // Measured (stdout, "key value" lines): messages, sessions, seconds, msgs_per_s, latency p50/p90/p99/max in
 // ms (a message's latency runs from its MAIL event, or from the connect for a session's first message, to its
 // last reply), errors, dispositions, and per --daemon the CPU time (utime+stime of the process and its
-// descendants, /proc/PID/stat, before/after the timed phase) and peak RSS (sum of VmHWM). --results writes
+// descendants, /proc/PID/stat, before/after the timed phase) and memory: VmHWM summed and of the largest
+// process, and the current Pss summed (shared pages of forked workers counted once). --results writes
 // one JSON line per message of the first pass (disposition, reply code, added headers, recipient edits), for
 // the verdict check. Progress and protocol errors go to stderr.
 //
@@ -53,6 +54,7 @@
 #include <atomic>
 #include <cerrno>
 #include <charconv>
+#include <cmath>
 #include <chrono>
 #include <cstdint>
 #include <cstring>
@@ -748,9 +750,25 @@ void run_session(const Session& s, const Options& opt, std::mt19937_64& rng, std
 // ------------------------------------------------------------------ daemon CPU and memory from /proc
 struct ProcUsage {
   std::uint64_t ticks = 0;
-  std::uint64_t hwm_kb = 0;
+  std::uint64_t hwm_kb = 0;      // sum of VmHWM (counts pages shared after fork once per process)
+  std::uint64_t hwm_max_kb = 0;  // the largest process's VmHWM
+  std::uint64_t pss_kb = 0;      // sum of the current Pss (shared pages split between their users)
   int procs = 0;
 };
+
+// The first number after `key` in a /proc file of "Key: value kB" lines.
+std::uint64_t proc_kb(const std::string& path, std::string_view key) {
+  std::ifstream f(path);
+  std::string line;
+  while (std::getline(f, line)) {
+    if (line.rfind(key, 0) != 0) continue;
+    std::istringstream v(line.substr(key.size()));
+    std::uint64_t kb = 0;
+    v >> kb;
+    return kb;
+  }
+  return 0;
+}
 
 // The process and its descendants (rspamd's workers), from /proc/*/stat.
 std::vector<int> process_tree(int root) {
@@ -795,16 +813,10 @@ ProcUsage usage_of(int root) {
       if (i == 15) std::from_chars(field.data(), field.data() + field.size(), stime);
     }
     u.ticks += utime + stime;
-    std::ifstream status(dir + "/status");
-    std::string line;
-    while (std::getline(status, line)) {
-      if (line.rfind("VmHWM:", 0) == 0) {
-        std::istringstream v(line.substr(6));
-        std::uint64_t kb = 0;
-        v >> kb;
-        u.hwm_kb += kb;
-      }
-    }
+    const std::uint64_t hwm = proc_kb(dir + "/status", "VmHWM:");
+    u.hwm_kb += hwm;
+    u.hwm_max_kb = std::max(u.hwm_max_kb, hwm);
+    u.pss_kb += proc_kb(dir + "/smaps_rollup", "Pss:");
     ++u.procs;
   }
   return u;
@@ -896,7 +908,7 @@ PhaseResult run_phase(const std::vector<Session>& sessions, const Options& opt, 
 
 double percentile(std::vector<double>& v, double p) {
   if (v.empty()) return 0;
-  const auto k = static_cast<std::size_t>(p * static_cast<double>(v.size() - 1) + 0.5);
+  const auto k = static_cast<std::size_t>(std::lround(p * static_cast<double>(v.size() - 1)));
   std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(k), v.end());
   return v[k];
 }
@@ -995,6 +1007,8 @@ int main(int argc, char** argv) {
     emit("daemon_" + name + "_cpu_ms", ms);
     emit("daemon_" + name + "_cpu_ms_per_msg", ok > 0 ? ms / static_cast<double>(ok) : 0.0);
     emit("daemon_" + name + "_hwm_kb", after.hwm_kb);
+    emit("daemon_" + name + "_hwm_max_kb", after.hwm_max_kb);
+    emit("daemon_" + name + "_pss_kb", after.pss_kb);
     emit("daemon_" + name + "_procs", after.procs);
     cpu_total += ms;
     hwm_total += after.hwm_kb;
