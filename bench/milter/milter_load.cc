@@ -4,7 +4,7 @@
 //
 //   milter_load --corpus corpus.txt --milter unix:/path/sock|inet:127.0.0.1:PORT [--milter ...]
 //               [--connections N] [--seconds S | --passes P] [--warmup-seconds W]
-//               [--daemon NAME=PID]... [--results FILE.jsonl]
+//               [--daemon NAME=PID]... [--observe NAME=PID]... [--results FILE.jsonl]
 //
 // Corpus (bench/milter/gen_corpus.py): "session CLIENT_ADDR CLIENT_NAME HELO", then per message
 // "message ID MAIL_FROM FILE" and its "rcpt ADDRESS" lines. FILE is the message as received (CRLF).
@@ -35,9 +35,10 @@
 // ms (a message's latency runs from its MAIL event, or from the connect for a session's first message, to its
 // last reply), errors, dispositions, and per --daemon the CPU time (utime+stime of the process and its
 // descendants, /proc/PID/stat, before/after the timed phase) and memory: VmHWM summed and of the largest
-// process, and the current Pss summed (shared pages of forked workers counted once). --results writes
-// one JSON line per message of the first pass (disposition, reply code, added headers, recipient edits), for
-// the verdict check. Progress and protocol errors go to stderr.
+// process, and the current Pss summed (shared pages of forked workers counted once). --observe measures the
+// CPU of a helper (the DNS server) apart from the total; driver_cpu_ms_per_msg is this process's. --results
+// writes one JSON line per message of the first pass (disposition, reply code, added headers, recipient
+// edits), for the verdict check. Progress and protocol errors go to stderr.
 //
 // DIAGNOSTICS: exit 0 when it measured; 2 for bad arguments or an unreadable corpus; 3 when no message went
 // through at all (every session failed: the milter is down or speaks another protocol). Slowness never fails
@@ -46,6 +47,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -54,8 +56,8 @@
 #include <atomic>
 #include <cerrno>
 #include <charconv>
-#include <cmath>
 #include <chrono>
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <filesystem>
@@ -550,6 +552,7 @@ struct Options {
   unsigned passes = 0;
   double warmup_seconds = 0;
   std::vector<std::pair<std::string, int>> daemons;
+  std::vector<std::pair<std::string, int>> observed;  // measured like daemons, not added to their total
   std::string results;
 };
 
@@ -936,11 +939,11 @@ bool parse_args(int argc, char** argv, Options& o) {
       if (!parse_number(v, o.passes) || o.passes == 0) return false;
     } else if (a == "--warmup-seconds") {
       if (!parse_number(v, o.warmup_seconds) || o.warmup_seconds < 0) return false;
-    } else if (a == "--daemon") {
+    } else if (a == "--daemon" || a == "--observe") {
       const std::size_t eq = v.find('=');
       int pid = 0;
       if (eq == std::string_view::npos || !parse_number(v.substr(eq + 1), pid) || pid <= 0) return false;
-      o.daemons.emplace_back(std::string(v.substr(0, eq)), pid);
+      (a == "--daemon" ? o.daemons : o.observed).emplace_back(std::string(v.substr(0, eq)), pid);
     } else if (a == "--results") {
       o.results = std::string(v);
     } else {
@@ -961,7 +964,7 @@ int main(int argc, char** argv) {
   if (!parse_args(argc, argv, opt)) {
     std::cerr << "usage: milter_load --corpus FILE --milter unix:PATH|inet:HOST:PORT [--milter ...]\n"
                  "                   [--connections N] (--seconds S | --passes P) [--warmup-seconds W]\n"
-                 "                   [--daemon NAME=PID]... [--results FILE.jsonl]\n";
+                 "                   [--daemon NAME=PID]... [--observe NAME=PID]... [--results FILE.jsonl]\n";
     return 2;
   }
   std::vector<Session> sessions;
@@ -980,6 +983,11 @@ int main(int argc, char** argv) {
   std::vector<ProcUsage> before;
   before.reserve(opt.daemons.size());
   for (const auto& d : opt.daemons) before.push_back(usage_of(d.second));
+  std::vector<ProcUsage> observed_before;
+  observed_before.reserve(opt.observed.size());
+  for (const auto& d : opt.observed) observed_before.push_back(usage_of(d.second));
+  rusage self_before{};
+  ::getrusage(RUSAGE_SELF, &self_before);
   PhaseResult r = run_phase(sessions, opt, opt.seconds, opt.passes, !opt.results.empty());
   const long ticks_per_s = ::sysconf(_SC_CLK_TCK);
 
@@ -1017,6 +1025,21 @@ int main(int argc, char** argv) {
     emit("cpu_ms_per_msg", ok > 0 ? cpu_total / static_cast<double>(ok) : 0.0);
     emit("hwm_kb", hwm_total);
   }
+  for (std::size_t i = 0; i < opt.observed.size(); ++i) {
+    const ProcUsage after = usage_of(opt.observed[i].second);
+    const double ms = static_cast<double>(after.ticks - observed_before[i].ticks) * 1000.0 /
+                      static_cast<double>(ticks_per_s);
+    emit("observed_" + opt.observed[i].first + "_cpu_ms_per_msg",
+         ok > 0 ? ms / static_cast<double>(ok) : 0.0);
+  }
+  rusage self_after{};
+  ::getrusage(RUSAGE_SELF, &self_after);
+  auto tv_ms = [](const timeval& t) {
+    return static_cast<double>(t.tv_sec) * 1000.0 + static_cast<double>(t.tv_usec) / 1000.0;
+  };
+  const double driver_ms = tv_ms(self_after.ru_utime) + tv_ms(self_after.ru_stime) -
+                           tv_ms(self_before.ru_utime) - tv_ms(self_before.ru_stime);
+  emit("driver_cpu_ms_per_msg", ok > 0 ? driver_ms / static_cast<double>(ok) : 0.0);
 
   if (!opt.results.empty()) {
     std::ofstream f(opt.results);
