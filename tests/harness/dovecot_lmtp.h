@@ -1,0 +1,58 @@
+// dovecot_lmtp.h: a minimal real Dovecot that speaks LMTP only and stores each user's mail in a Maildir
+// under its TempDir, owned by the test.
+//
+//   DovecotLmtp dovecot;
+//   dovecot.start();                                    // `dovecot -F -c dovecot.conf` as a child Process
+//   main.cf: virtual_transport = lmtp:unix:<dovecot.lmtp_socket()>
+//   dovecot.wait_for_messages("alice", 1, 5s);          // true once Maildir/new+cur hold >= 1 message
+//   std::string text = read_file(dovecot.messages("alice").front());
+//
+// Every recipient is accepted: passdb and userdb are static, the user name is the recipient's local part
+// (auth_username_format = %Ln), so alice@localhost is user "alice" with Maildir mail/alice/Maildir.
+//
+// Mail is stored as the system user "mail" (uid 8): Dovecot refuses uid 0 for mail storage. Because that
+// user, and Postfix's lmtp client (user postfix), must reach the socket and the Maildirs, the TempDir is made
+// traversable (0711) and mail/ belongs to "mail". ssl = no, auth_failure_delay = 0, logging to
+// dovecot.log in the TempDir.
+//
+// DIAGNOSTICS: start() throws std::runtime_error with the tail of the log when dovecot exits or its LMTP
+// socket does not appear in time.
+#pragma once
+
+#include <chrono>
+#include <filesystem>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "harness/process.h"
+#include "harness/temp_dir.h"
+
+namespace chainmail::harness {
+
+class DovecotLmtp {
+ public:
+  DovecotLmtp();
+
+  void start();  // Stops a running one first; keeps the Maildirs.
+  void stop();   // SIGTERM, SIGKILL after 5 s; no-op when not running.
+  bool running() { return process_.running(); }
+
+  std::filesystem::path lmtp_socket() const;  // base_dir/lmtp
+  std::filesystem::path maildir(std::string_view user) const;
+  const std::filesystem::path& log_path() const { return log_path_; }
+  const std::filesystem::path& config_path() const { return config_path_; }
+
+  // The files of `user`'s INBOX (Maildir new/ and cur/), oldest first (Maildir names begin with the time).
+  std::vector<std::filesystem::path> messages(std::string_view user) const;
+  // Polls until `user` has at least `count` messages (true) or `timeout` has passed (false).
+  bool wait_for_messages(std::string_view user, std::size_t count, std::chrono::milliseconds timeout) const;
+
+ private:
+  TempDir dir_;
+  std::filesystem::path config_path_;
+  std::filesystem::path log_path_;
+  Process process_;
+};
+
+}  // namespace chainmail::harness
