@@ -189,6 +189,7 @@ struct CheckState {
       record_text;  // what SPF_record_compile reads; lives here so hooks keep no objects in their frame
   SPF_response_t* response = nullptr;
   SPF_record_t* record = nullptr;
+  SPF_errcode_t compile_error = SPF_E_SUCCESS;
   Guard guard;
 };
 
@@ -606,7 +607,8 @@ bool run_libspf2(CheckState& st, SPF_server_t* server, SPF_request_t* request) n
     std::snprintf(st.guard.message, sizeof st.guard.message, "out of memory");
     return false;
   }
-  if (SPF_record_compile(server, st.response, &st.record, st.record_text.c_str()) == SPF_E_SUCCESS) {
+  st.compile_error = SPF_record_compile(server, st.response, &st.record, st.record_text.c_str());
+  if (st.compile_error == SPF_E_SUCCESS) {
     st.response->spf_record_exp = st.record;
     SPF_record_interpret(st.record, request, st.response, 0);
   } else if (st.record != nullptr) {
@@ -808,7 +810,7 @@ Verdict Checker::check(std::string_view ip, std::string_view helo, std::string_v
   if (!record) {
     // A record our syntax check accepted and libspf2 could not compile.
     v.result = Result::permerror;
-    v.comment = shown + ": libspf2 cannot compile the record: " + SPF_strerror(response->err);
+    v.comment = shown + ": libspf2 cannot compile the record: " + SPF_strerror(st.compile_error);
     return v;
   }
   v.result = from_libspf2(response->result);
