@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 
+#include <random>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -246,6 +247,88 @@ TEST(AuthresRoundTrip, Table) {
     EXPECT_EQ(p->authserv_id, "mx.example.org");
     EXPECT_EQ(p->results, results) << v;
   }
+}
+
+// Random text built from the characters that matter to the grammar, in every free-form slot: what comes back
+// is what went in, control characters aside. Deterministic (fixed seed).
+TEST(AuthresRoundTrip, RandomValues) {
+  std::mt19937 gen(8601);
+  const std::string alphabet = "aZ09.-_@;:,=()\"\\/[]<>? \t\r\n\x01\x7f\xc3\xa9!#$%&'*+^`{|}~";
+  auto random_text = [&](std::size_t max_len) {
+    std::string t(std::uniform_int_distribution<std::size_t>(0, max_len)(gen), ' ');
+    for (char& c : t) c = alphabet[std::uniform_int_distribution<std::size_t>(0, alphabet.size() - 1)(gen)];
+    return t;
+  };
+  auto clean = [](std::string t) {
+    for (char& c : t) {
+      if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = '?';
+    }
+    return t;
+  };
+  for (int i = 0; i < 3000; ++i) {
+    std::vector<MethodResult> results(std::uniform_int_distribution<std::size_t>(1, 4)(gen));
+    for (auto& m : results) {
+      m.method = "dkim";
+      m.result = "fail";
+      m.reason = random_text(30);
+      m.comment = random_text(90);
+      for (std::size_t k = std::uniform_int_distribution<std::size_t>(0, 3)(gen); k > 0; --k) {
+        m.properties.push_back(prop("header", "x", random_text(40)));
+      }
+    }
+    const auto v = wire("mx.example.org", results);
+    expect_well_folded(v, 998);  // random words without spaces cannot always be folded at 78
+    const auto p = parse(v);
+    ASSERT_TRUE(p) << v;
+    ASSERT_EQ(p->results.size(), results.size()) << v;
+    for (std::size_t k = 0; k < results.size(); ++k) {
+      EXPECT_EQ(p->results[k].reason, clean(results[k].reason)) << v;
+      EXPECT_EQ(p->results[k].comment, clean(results[k].comment)) << v;
+      ASSERT_EQ(p->results[k].properties.size(), results[k].properties.size()) << v;
+      for (std::size_t j = 0; j < results[k].properties.size(); ++j) {
+        EXPECT_EQ(p->results[k].properties[j].value, clean(results[k].properties[j].value)) << v;
+      }
+    }
+  }
+}
+
+// Mangled fields: parse never crashes or reads out of bounds (run under the sanitizers), and whenever it
+// accepts one, its authserv-id is the one authserv_id() reads.
+TEST(AuthresParse, MangledInputIsHandled) {
+  std::mt19937 gen(7601);
+  const std::string base =
+      " mx.example.org 1 (c);\r\n\tspf=pass (a (nested) comment) smtp.mailfrom=a.b@example.net;\r\n"
+      "\tdkim/1=fail reason=\"bad \\\"sig\\\"\" header.d=example.net header.i=@example.net;\r\n"
+      "\tdmarc=pass header.from=\"x y\"";
+  ASSERT_TRUE(parse(base));
+  const std::string bytes = ";()\"\\=.@ \t\r\n\x00a1";
+  std::size_t accepted = 0;
+  for (int i = 0; i < 20000; ++i) {
+    std::string v = base;
+    for (int edits = std::uniform_int_distribution<int>(1, 4)(gen); edits > 0; --edits) {
+      const auto at = std::uniform_int_distribution<std::size_t>(0, v.size() - 1)(gen);
+      const char c = bytes[std::uniform_int_distribution<std::size_t>(0, bytes.size() - 1)(gen)];
+      switch (std::uniform_int_distribution<int>(0, 2)(gen)) {
+        case 0:
+          v[at] = c;
+          break;
+        case 1:
+          v.insert(v.begin() + static_cast<std::ptrdiff_t>(at), c);
+          break;
+        default:
+          v.erase(at, 1);
+          break;
+      }
+    }
+    const auto p = parse(v);
+    if (p) {
+      ++accepted;
+      EXPECT_EQ(authserv_id(v), p->authserv_id) << v;
+    }
+    // Truncations of the field end inside comments, quoted strings and properties.
+    EXPECT_NO_FATAL_FAILURE((void)parse(v.substr(0, v.size() / 2)));
+  }
+  EXPECT_GT(accepted, 0U);  // the mangling is not so heavy that nothing survives
 }
 
 // RFC 8601 appendix B, as printed there (field values after "Authentication-Results:").
