@@ -66,7 +66,9 @@ struct Daemon {
 };
 Daemon* g_daemon = nullptr;
 
-Session* session_of(SMFICTX* ctx) { return static_cast<Session*>(smfi_getpriv(ctx)); }
+Session* session_of(SMFICTX* ctx) {
+  return static_cast<Session*>(smfi_getpriv(ctx));
+}
 
 std::string macro(SMFICTX* ctx, const char* name) {
   const char* v = smfi_getsymval(ctx, const_cast<char*>(name));
@@ -162,8 +164,8 @@ sfsistat on_negotiate(SMFICTX*, unsigned long f0, unsigned long f1, unsigned lon
                SMFIF_QUARANTINE);
   // Header values exactly as sent (DKIM canonicalisation needs the leading space); no replies where we never
   // refuse (saves a round trip each); no events we ignore.
-  unsigned long want = SMFIP_HDR_LEADSPC | SMFIP_NR_CONN | SMFIP_NR_HELO | SMFIP_NR_BODY | SMFIP_NOUNKNOWN |
-                       SMFIP_NODATA;
+  unsigned long want =
+      SMFIP_HDR_LEADSPC | SMFIP_NR_CONN | SMFIP_NR_HELO | SMFIP_NR_BODY | SMFIP_NOUNKNOWN | SMFIP_NODATA;
   *pf1 = f1 & want;
   *pf2 = 0;
   *pf3 = 0;
@@ -191,7 +193,8 @@ sfsistat on_envfrom(SMFICTX* ctx, char** argv) {
     Session* s = session_of(ctx);
     if (s == nullptr) throw std::runtime_error("no session");
     MailMacros m{macro(ctx, "i"), macro(ctx, "{auth_authen}"), macro(ctx, "{daemon_name}")};
-    return to_status(ctx, s->mail_from(argv != nullptr && argv[0] != nullptr ? argv[0] : "", esmtp_args(argv), m));
+    return to_status(ctx,
+                     s->mail_from(argv != nullptr && argv[0] != nullptr ? argv[0] : "", esmtp_args(argv), m));
   });
 }
 
@@ -285,8 +288,8 @@ bool drop_privileges(const std::string& user, const Log& log) {
   return true;
 }
 
-std::shared_ptr<const Runtime> build_runtime(const std::string& path, const std::string& listen, Engines& engines,
-                                             const Log& log) {
+std::shared_ptr<const Runtime> build_runtime(const std::string& path, const std::string& listen,
+                                             Engines& engines, const Log& log) {
   auto loaded = load_config_file(path);
   if (!loaded.ok()) {
     for (const auto& e : loaded.errors) log.error(e);
@@ -308,7 +311,8 @@ int run(const std::string& config_path, const std::string& listen_override) {
     return EX_CONFIG;
   }
   Daemon daemon;
-  daemon.log = std::make_unique<Log>(loaded.config.milter.log == "stderr" ? Log::Sink::stderr_ : Log::Sink::syslog);
+  daemon.log =
+      std::make_unique<Log>(loaded.config.milter.log == "stderr" ? Log::Sink::stderr_ : Log::Sink::syslog);
   const Log& log = *daemon.log;
   init_mime();
   try {
@@ -334,8 +338,8 @@ int run(const std::string& config_path, const std::string& listen_override) {
   smfiDesc desc{};
   desc.xxfi_name = const_cast<char*>("chainmail-milter");
   desc.xxfi_version = SMFI_VERSION;
-  desc.xxfi_flags = SMFIF_ADDHDRS | SMFIF_CHGHDRS | SMFIF_ADDRCPT | SMFIF_ADDRCPT_PAR | SMFIF_DELRCPT |
-                    SMFIF_QUARANTINE;
+  desc.xxfi_flags =
+      SMFIF_ADDHDRS | SMFIF_CHGHDRS | SMFIF_ADDRCPT | SMFIF_ADDRCPT_PAR | SMFIF_DELRCPT | SMFIF_QUARANTINE;
   desc.xxfi_connect = on_connect;
   desc.xxfi_helo = on_helo;
   desc.xxfi_envfrom = on_envfrom;
@@ -368,13 +372,15 @@ int run(const std::string& config_path, const std::string& listen_override) {
   if (!config.socketmap.listen.empty()) {
     const auto& sm = config.socketmap;
     socketmap = std::make_unique<SocketmapServer>(
-        SocketmapOptions{sm.listen, static_cast<std::size_t>(sm.max_request), static_cast<std::size_t>(sm.max_reply),
-                         std::chrono::milliseconds(sm.idle_timeout_ms), static_cast<std::size_t>(sm.max_clients)},
+        SocketmapOptions{
+            sm.listen, static_cast<std::size_t>(sm.max_request), static_cast<std::size_t>(sm.max_reply),
+            std::chrono::milliseconds(sm.idle_timeout_ms), static_cast<std::size_t>(sm.max_clients)},
         [&daemon](std::string_view name, std::string_view key) -> std::string {
           if (name != "route") return "PERM unknown map (this server answers map \"route\")";
           const auto rt = daemon.current();
           std::string reply = socketmap_reply(rt->router.route(key, Router::Explain::no));
-          if (reply.rfind("TEMP", 0) == 0) daemon.log->warning("socketmap: route " + untrusted(key, 320) + ": " + reply);
+          if (reply.rfind("TEMP", 0) == 0)
+            daemon.log->warning("socketmap: route " + untrusted(key, 320) + ": " + reply);
           return reply;
         });
     try {
@@ -388,8 +394,9 @@ int run(const std::string& config_path, const std::string& listen_override) {
 
   int milter_status = MI_SUCCESS;
   std::thread milter([&milter_status] { milter_status = smfi_main(); });
-  log.info("listening on " + spec + (socketmap ? ", socketmap on " + config.socketmap.listen : std::string()) +
-           ", authserv-id " + daemon.runtime->authserv_id);
+  log.info("listening on " + spec +
+           (socketmap ? ", socketmap on " + config.socketmap.listen : std::string()) + ", authserv-id " +
+           daemon.runtime->authserv_id);
   while (true) {
     int sig = 0;
     sigwait(&signals, &sig);
@@ -421,13 +428,15 @@ int run(const std::string& config_path, const std::string& listen_override) {
 }  // namespace chainmail::milter
 
 int main(int argc, char** argv) {
-  CLI::App app{"chainmail-milter: validates inbound mail (SPF, DKIM, DMARC), signs outbound mail and routes "
-               "every recipient through the chain"};
+  CLI::App app{
+      "chainmail-milter: validates inbound mail (SPF, DKIM, DMARC), signs outbound mail and routes "
+      "every recipient through the chain"};
   std::string config_path = "/etc/chainmail/chainmail.conf";
   if (const char* env = std::getenv("CHAINMAIL_CONFIG")) config_path = env;
   std::string listen;
-  app.add_option("--config", config_path, "Configuration file (default $CHAINMAIL_CONFIG or "
-                                          "/etc/chainmail/chainmail.conf)");
+  app.add_option("--config", config_path,
+                 "Configuration file (default $CHAINMAIL_CONFIG or "
+                 "/etc/chainmail/chainmail.conf)");
   app.add_option("--listen", listen, "Override milter.listen (unix:PATH or inet:PORT@HOST)");
   CLI11_PARSE(app, argc, argv);
   return chainmail::milter::run(config_path, listen);

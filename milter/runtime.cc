@@ -9,16 +9,16 @@
 namespace chainmail::milter {
 
 Engines::Engines(const Config& config)
-    : owned_resolver_(std::make_unique<dns::UnboundResolver>(dns::UnboundOptions{
-          config.dns.resolvers, config.dns.trust_anchor_file, config.dns.timeout_ms})),
+    : owned_resolver_(std::make_unique<dns::UnboundResolver>(
+          dns::UnboundOptions{config.dns.resolvers, config.dns.trust_anchor_file, config.dns.timeout_ms})),
       resolver_(owned_resolver_.get()),
-      dmarc_(std::make_unique<dmarc::Evaluator>(*resolver_,
-                                                dmarc::Options{config.dmarc.public_suffix_list})) {}
+      dmarc_(
+          std::make_unique<dmarc::Evaluator>(*resolver_, dmarc::Options{config.dmarc.public_suffix_list})) {}
 
 Engines::Engines(const Config& config, dns::Resolver& resolver)
     : resolver_(&resolver),
-      dmarc_(std::make_unique<dmarc::Evaluator>(*resolver_,
-                                                dmarc::Options{config.dmarc.public_suffix_list})) {}
+      dmarc_(
+          std::make_unique<dmarc::Evaluator>(*resolver_, dmarc::Options{config.dmarc.public_suffix_list})) {}
 
 namespace {
 

@@ -100,9 +100,9 @@ Reply Session::mail_from(std::string_view sender, const std::vector<std::string>
   const auto& m = rt_->config.milter;
   const bool trusted = address_ && in_networks(*address_, rt_->trusted);
   const bool authenticated = !macros.auth_authen.empty();
-  const bool signing_daemon = !macros.daemon_name.empty() &&
-                              std::find(m.signing_daemons.begin(), m.signing_daemons.end(),
-                                        macros.daemon_name) != m.signing_daemons.end();
+  const bool signing_daemon =
+      !macros.daemon_name.empty() && std::find(m.signing_daemons.begin(), m.signing_daemons.end(),
+                                               macros.daemon_name) != m.signing_daemons.end();
   inbound_ = !(trusted || authenticated || signing_daemon);
   if (!inbound_) return Reply::ok();
 
@@ -113,9 +113,9 @@ Reply Session::mail_from(std::string_view sender, const std::vector<std::string>
     if (spf_helo_->result == spf::Result::fail && rt_->config.spf.reject_helo_fail) {
       refused_ = "SPF fail for HELO";
       log_message("reject");
-      return Reply::reject("550", "5.7.23",
-                           "SPF: " + untrusted(helo_, 200) + " does not designate " + ip +
-                               " as permitted sender (HELO)");
+      return Reply::reject(
+          "550", "5.7.23",
+          "SPF: " + untrusted(helo_, 200) + " does not designate " + ip + " as permitted sender (HELO)");
     }
   }
   if (!sender_.empty()) {
@@ -127,15 +127,16 @@ Reply Session::mail_from(std::string_view sender, const std::vector<std::string>
     if (spf_mail_->result == spf::Result::fail && rt_->config.spf.reject_mail_from_fail) {
       refused_ = "SPF fail";
       log_message("reject");
-      std::string text = "SPF: " + untrusted(spf_mail_->domain, 200) + " does not designate " + ip +
-                         " as permitted sender";
+      std::string text =
+          "SPF: " + untrusted(spf_mail_->domain, 200) + " does not designate " + ip + " as permitted sender";
       if (!spf_mail_->explanation.empty()) text += " (" + untrusted(spf_mail_->explanation, 200) + ")";
       return Reply::reject("550", "5.7.23", text);
     }
     if (spf_mail_->result == spf::Result::temperror && m.tempfail_on_dns_error) {
       refused_ = "SPF temperror";
       log_message("tempfail");
-      return Reply::tempfail("451", "4.7.24", "SPF: temporary DNS failure checking " + untrusted(spf_mail_->domain, 200));
+      return Reply::tempfail("451", "4.7.24",
+                             "SPF: temporary DNS failure checking " + untrusted(spf_mail_->domain, 200));
     }
   }
   return Reply::ok();
@@ -150,8 +151,9 @@ Reply Session::rcpt(std::string_view recipient, const std::vector<std::string>& 
   const auto cls = rt_->router.classify(domain);
   if (cls == Router::DomainClass::mailbox || cls == Router::DomainClass::service) {
     if (inbound_) {
-      return Reply::reject("550", "5.7.1",
-                           "<" + untrusted(r.address, 200) + ">: internal destination, not accepted from here");
+      return Reply::reject(
+          "550", "5.7.1",
+          "<" + untrusted(r.address, 200) + ">: internal destination, not accepted from here");
     }
     recipients_.push_back(std::move(r));
     return Reply::ok();
@@ -169,12 +171,15 @@ Reply Session::rcpt(std::string_view recipient, const std::vector<std::string>& 
     case Outcome::trouble:
       log_.warning(queue_id_ + ": rcpt <" + untrusted(r.address) + ">: " + untrusted(result.reason, 300) +
                    ": 451 4.3.0");
-      return Reply::tempfail("451", "4.3.0",
-                             "<" + untrusted(r.address, 200) + ">: temporary directory failure, try again later");
+      return Reply::tempfail(
+          "451", "4.3.0",
+          "<" + untrusted(r.address, 200) + ">: temporary directory failure, try again later");
     default:
       log_.info(queue_id_ + ": rcpt <" + untrusted(r.address) + ">: unknown: 550 5.1.1");
-      return Reply::reject("550", "5.1.1", "<" + untrusted(r.address, 200) + ">: Recipient address rejected: "
-                                                                             "User unknown");
+      return Reply::reject("550", "5.1.1",
+                           "<" + untrusted(r.address, 200) +
+                               ">: Recipient address rejected: "
+                               "User unknown");
   }
 }
 
@@ -205,8 +210,8 @@ Reply Session::end_of_headers() {
 
   if (inbound_) {
     if (!one_author) {
-      refused_ = "From: has " + std::to_string(authors.size()) + " authors in " + std::to_string(from_fields) +
-                 " fields";
+      refused_ = "From: has " + std::to_string(authors.size()) + " authors in " +
+                 std::to_string(from_fields) + " fields";
       log_message("reject");
       return Reply::reject("550", "5.7.1", "Message must have exactly one From: author (RFC 7489 6.6.1)");
     }
@@ -222,8 +227,8 @@ Reply Session::end_of_headers() {
       for (const auto& h : headers_) signer->header(h.name, h.value);
       signer->end_of_headers();
       signers_.push_back(std::move(signer));
-      signer_names_.push_back("d=" + key.domain + " s=" + key.selector + " a=" +
-                              std::string(dkim::to_string(key.algorithm)));
+      signer_names_.push_back("d=" + key.domain + " s=" + key.selector +
+                              " a=" + std::string(dkim::to_string(key.algorithm)));
     }
   }
   return Reply::ok();
@@ -267,7 +272,9 @@ Reply Session::validate_at_end(Actions& actions, std::string& verdict) {
     if (!s.header_b.empty()) r.properties.push_back({"header", "b", s.header_b});
     results.push_back(std::move(r));
   }
-  results.push_back({"dmarc", std::string(dmarc::to_string(dmarc_->result)), "",
+  results.push_back({"dmarc",
+                     std::string(dmarc::to_string(dmarc_->result)),
+                     "",
                      {{"header", "from", from_domain_}},
                      "p=" + std::string(dmarc::to_string(dmarc_->policy))});
 
@@ -289,8 +296,8 @@ Reply Session::validate_at_end(Actions& actions, std::string& verdict) {
     verdict = "reject";
     refused_ = "DMARC p=reject";
     return Reply::reject("550", "5.7.1",
-                         "DMARC: " + untrusted(from_domain_, 200) + " rejects unauthenticated mail: " +
-                             untrusted(dmarc_->reason, 200));
+                         "DMARC: " + untrusted(from_domain_, 200) +
+                             " rejects unauthenticated mail: " + untrusted(dmarc_->reason, 200));
   }
 
   // Remove forgeries of our header (and unparseable ones) from the last to the first, so the indices of
@@ -300,7 +307,8 @@ Reply Session::validate_at_end(Actions& actions, std::string& verdict) {
   for (const auto& h : headers_) {
     if (!iequals(h.name, kAuthResults)) continue;
     ++index;
-    if (authres::claims_authserv_id(h.value, rt_->authserv_id) || !authres::parse(h.value)) doomed.push_back(index);
+    if (authres::claims_authserv_id(h.value, rt_->authserv_id) || !authres::parse(h.value))
+      doomed.push_back(index);
   }
   for (auto it = doomed.rbegin(); it != doomed.rend(); ++it) {
     if (!actions.delete_header(std::string(kAuthResults), *it))
@@ -337,7 +345,8 @@ Reply Session::apply_routes(Actions& actions) {
     const std::string args = notify.empty() ? orcpt : notify + " " + orcpt;
     if (!actions.delete_recipient("<" + r.address + ">")) throw std::runtime_error("MTA refused delrcpt");
     for (const auto& t : r.targets) {
-      if (!actions.add_recipient("<" + t.address + ">", args)) throw std::runtime_error("MTA refused addrcpt");
+      if (!actions.add_recipient("<" + t.address + ">", args))
+        throw std::runtime_error("MTA refused addrcpt");
     }
   }
   return Reply::ok();
@@ -365,8 +374,9 @@ void Session::abort() {
 }
 
 void Session::log_message(std::string_view verdict) {
-  std::string line = (queue_id_.empty() ? std::string("NOQUEUE") : untrusted(queue_id_, 32)) + ": client=" +
-                     client_text() + " helo=" + untrusted(helo_, 64) + " from=<" + untrusted(sender_) + ">";
+  std::string line = (queue_id_.empty() ? std::string("NOQUEUE") : untrusted(queue_id_, 32)) +
+                     ": client=" + client_text() + " helo=" + untrusted(helo_, 64) + " from=<" +
+                     untrusted(sender_) + ">";
   if (inbound_) {
     line += " spf_helo=" + spf_text(spf_helo_) + " spf=" + spf_text(spf_mail_);
     line += " dkim=";
@@ -374,11 +384,13 @@ void Session::log_message(std::string_view verdict) {
     for (std::size_t i = 0; i < dkim_results_.size(); ++i) {
       const auto& s = dkim_results_[i];
       line += (i != 0 ? "," : "") + std::string(dkim::to_string(s.result)) + "(d=" + untrusted(s.domain, 64) +
-              " s=" + untrusted(s.selector, 64) + (s.reason.empty() ? "" : " " + untrusted(s.reason, 64)) + ")";
+              " s=" + untrusted(s.selector, 64) + (s.reason.empty() ? "" : " " + untrusted(s.reason, 64)) +
+              ")";
     }
     line += " dmarc=";
-    line += dmarc_ ? std::string(dmarc::to_string(dmarc_->result)) + "(p=" +
-                         std::string(dmarc::to_string(dmarc_->policy)) + " from=" + untrusted(from_domain_, 64) + ")"
+    line += dmarc_ ? std::string(dmarc::to_string(dmarc_->result)) +
+                         "(p=" + std::string(dmarc::to_string(dmarc_->policy)) +
+                         " from=" + untrusted(from_domain_, 64) + ")"
                    : "none";
   } else {
     line += " outbound signed=";

@@ -6,12 +6,12 @@
 //   connect -> helo -> mail_from -> rcpt... -> header... -> end_of_headers -> body... -> end_of_message
 //
 // Inbound mail (a client that is neither in milter.trusted_networks, nor SASL-authenticated, nor sent by a
-// daemon named in milter.signing_daemons) is validated: SPF for HELO and MAIL FROM at MAIL FROM, DKIM over the
-// headers and body, DMARC at end of message; our Authentication-Results is inserted at the top and incoming
-// ones that claim our authserv-id or do not parse are deleted. Outbound mail is not validated; it is
-// DKIM-signed when its From domain has keys in [dkim.signing]. Every recipient on a hosted domain is routed at
-// RCPT (unknown 550 5.1.1, directory trouble 451 4.3.0) and, at end of message, replaced by its targets, each
-// added with ORCPT naming the address the client gave, so delivery, DSNs and the LMTP hook see it.
+// daemon named in milter.signing_daemons) is validated: SPF for HELO and MAIL FROM at MAIL FROM, DKIM over
+// the headers and body, DMARC at end of message; our Authentication-Results is inserted at the top and
+// incoming ones that claim our authserv-id or do not parse are deleted. Outbound mail is not validated; it is
+// DKIM-signed when its From domain has keys in [dkim.signing]. Every recipient on a hosted domain is routed
+// at RCPT (unknown 550 5.1.1, directory trouble 451 4.3.0) and, at end of message, replaced by its targets,
+// each added with ORCPT naming the address the client gave, so delivery, DSNs and the LMTP hook see it.
 //
 // Replies (RFC 3463 / RFC 7372 codes):
 //   550 5.7.23  SPF fail of the HELO name or the MAIL FROM domain (spf.reject_*_fail)
@@ -88,7 +88,8 @@ class Session {
 
   Reply connect(std::string_view hostname, std::string_view address);
   Reply helo(std::string_view name);
-  Reply mail_from(std::string_view sender, const std::vector<std::string>& esmtp_args, const MailMacros& macros);
+  Reply mail_from(std::string_view sender, const std::vector<std::string>& esmtp_args,
+                  const MailMacros& macros);
   Reply rcpt(std::string_view recipient, const std::vector<std::string>& esmtp_args);
   Reply header(std::string_view name, std::string_view value);
   Reply end_of_headers();

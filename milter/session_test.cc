@@ -71,7 +71,9 @@ class SessionTest : public ::testing::Test {
     config_.dkim.signing["pydis.wtf"] = {"mail:" + key_};
 
     using dns::RrType;
-    auto txt = [&](std::string_view name, std::string_view text) { zone_.add(name, RrType::txt, dns::encode_txt(text)); };
+    auto txt = [&](std::string_view name, std::string_view text) {
+      zone_.add(name, RrType::txt, dns::encode_txt(text));
+    };
     txt("example.org", "v=spf1 ip4:192.0.2.0/24 -all");
     txt("_dmarc.example.org", "v=DMARC1; p=reject");
     txt("quarantined.example", "v=spf1 ip4:192.0.2.0/24 -all");
@@ -132,10 +134,12 @@ TEST_F(SessionTest, RoutesEveryRecipientAndKeepsTheOriginalAsOrcpt) {
   ASSERT_EQ(finish().status, Status::proceed);
   const auto& c = actions_.calls;
   EXPECT_NE(std::find(c.begin(), c.end(), "delrcpt <devops@pydis.wtf>"), c.end());
-  EXPECT_NE(std::find(c.begin(), c.end(), "addrcpt <alice@localhost> NOTIFY=FAILURE ORCPT=rfc822;devops@pydis.wtf"),
-            c.end());
-  EXPECT_NE(std::find(c.begin(), c.end(), "addrcpt <joe@jb3.dev> NOTIFY=FAILURE ORCPT=rfc822;devops@pydis.wtf"),
-            c.end());
+  EXPECT_NE(
+      std::find(c.begin(), c.end(), "addrcpt <alice@localhost> NOTIFY=FAILURE ORCPT=rfc822;devops@pydis.wtf"),
+      c.end());
+  EXPECT_NE(
+      std::find(c.begin(), c.end(), "addrcpt <joe@jb3.dev> NOTIFY=FAILURE ORCPT=rfc822;devops@pydis.wtf"),
+      c.end());
   EXPECT_FALSE(actions_.called("delrcpt <someone@elsewhere.example>"));  // not ours: relay rules decide
 }
 

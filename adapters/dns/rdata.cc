@@ -1,7 +1,6 @@
 // rdata.cc - see rdata.h.
 #include "adapters/dns/rdata.h"
 
-
 namespace chainmail::dns {
 namespace {
 
