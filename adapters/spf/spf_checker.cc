@@ -71,7 +71,8 @@ struct Guard {
 
 thread_local Guard* t_guard = nullptr;
 
-[[noreturn]] void on_spf_error(const char* file, int line, const char* message) {
+// GNU noreturn, not [[noreturn]]: libspf2 declares the pointer so, and clang makes it part of the type.
+__attribute__((noreturn)) void on_spf_error(const char* file, int line, const char* message) {
   if (Guard* g = t_guard; g != nullptr) {
     t_guard = nullptr;
     std::snprintf(g->message, sizeof g->message, "%s:%d: %s", file != nullptr ? file : "libspf2", line,

@@ -224,7 +224,8 @@ std::vector<Case> load_cases() {
     Case c;
     c.name = "load";
     c.load_error = std::string(CHAINMAIL_SPF_SUITE) + ": " + e.what();
-    cases.assign(1, std::move(c));
+    cases.clear();
+    cases.push_back(std::move(c));
   }
   return cases;
 }
