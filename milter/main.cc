@@ -66,8 +66,31 @@ struct Daemon {
 };
 Daemon* g_daemon = nullptr;
 
+// Per connection: the session, and the protocol flags the MTA agreed to (a callback may only answer
+// SMFIS_NOREPLY for a step whose SMFIP_NR_* flag was negotiated).
+struct Connection {
+  Session session;
+  unsigned long protocol = 0;
+};
+
+Connection* connection_of(SMFICTX* ctx) {
+  return static_cast<Connection*>(smfi_getpriv(ctx));
+}
 Session* session_of(SMFICTX* ctx) {
-  return static_cast<Session*>(smfi_getpriv(ctx));
+  Connection* c = connection_of(ctx);
+  return c != nullptr ? &c->session : nullptr;
+}
+
+Connection* open_connection(SMFICTX* ctx) {
+  if (Connection* c = connection_of(ctx)) return c;
+  auto* c = new Connection{Session([] { return g_daemon->current(); }, *g_daemon->log)};
+  smfi_setpriv(ctx, c);
+  return c;
+}
+
+sfsistat no_reply(SMFICTX* ctx, unsigned long flag) {
+  const Connection* c = connection_of(ctx);
+  return c != nullptr && (c->protocol & flag) != 0 ? SMFIS_NOREPLY : SMFIS_CONTINUE;
 }
 
 std::string macro(SMFICTX* ctx, const char* name) {
@@ -158,33 +181,34 @@ class MilterActions final : public Actions {
 
 extern "C" {
 
-sfsistat on_negotiate(SMFICTX*, unsigned long f0, unsigned long f1, unsigned long, unsigned long,
+sfsistat on_negotiate(SMFICTX* ctx, unsigned long f0, unsigned long f1, unsigned long, unsigned long,
                       unsigned long* pf0, unsigned long* pf1, unsigned long* pf2, unsigned long* pf3) {
-  *pf0 = f0 & (SMFIF_ADDHDRS | SMFIF_CHGHDRS | SMFIF_ADDRCPT | SMFIF_ADDRCPT_PAR | SMFIF_DELRCPT |
-               SMFIF_QUARANTINE);
-  // Header values exactly as sent (DKIM canonicalisation needs the leading space); no replies where we never
-  // refuse (saves a round trip each); no events we ignore.
-  unsigned long want =
-      SMFIP_HDR_LEADSPC | SMFIP_NR_CONN | SMFIP_NR_HELO | SMFIP_NR_BODY | SMFIP_NOUNKNOWN | SMFIP_NODATA;
-  *pf1 = f1 & want;
-  *pf2 = 0;
-  *pf3 = 0;
-  return SMFIS_CONTINUE;
+  return guard(ctx, "negotiate", [&] {
+    *pf0 = f0 & (SMFIF_ADDHDRS | SMFIF_CHGHDRS | SMFIF_ADDRCPT | SMFIF_ADDRCPT_PAR | SMFIF_DELRCPT |
+                 SMFIF_QUARANTINE);
+    // Header values exactly as sent (DKIM canonicalisation needs the leading space); no replies where we
+    // never refuse (saves a round trip each); no events we ignore.
+    unsigned long want =
+        SMFIP_HDR_LEADSPC | SMFIP_NR_CONN | SMFIP_NR_HELO | SMFIP_NR_BODY | SMFIP_NOUNKNOWN | SMFIP_NODATA;
+    *pf1 = f1 & want;
+    *pf2 = 0;
+    *pf3 = 0;
+    open_connection(ctx)->protocol = *pf1;
+    return SMFIS_CONTINUE;
+  });
 }
 
 sfsistat on_connect(SMFICTX* ctx, char* hostname, _SOCK_ADDR* addr) {
   return guard(ctx, "connect", [&] {
-    auto* s = new Session([] { return g_daemon->current(); }, *g_daemon->log);
-    smfi_setpriv(ctx, s);
-    s->connect(hostname != nullptr ? hostname : "", address_text(addr));
-    return SMFIS_NOREPLY;
+    open_connection(ctx)->session.connect(hostname != nullptr ? hostname : "", address_text(addr));
+    return no_reply(ctx, SMFIP_NR_CONN);
   });
 }
 
 sfsistat on_helo(SMFICTX* ctx, char* name) {
   return guard(ctx, "helo", [&] {
     if (Session* s = session_of(ctx)) s->helo(name != nullptr ? name : "");
-    return SMFIS_NOREPLY;
+    return no_reply(ctx, SMFIP_NR_HELO);
   });
 }
 
@@ -227,7 +251,7 @@ sfsistat on_body(SMFICTX* ctx, unsigned char* chunk, size_t len) {
     Session* s = session_of(ctx);
     if (s == nullptr) throw std::runtime_error("no session");
     s->body(std::string_view(reinterpret_cast<const char*>(chunk), len));
-    return SMFIS_NOREPLY;
+    return no_reply(ctx, SMFIP_NR_BODY);
   });
 }
 
@@ -249,9 +273,9 @@ sfsistat on_abort(SMFICTX* ctx) {
 
 sfsistat on_close(SMFICTX* ctx) {
   return guard(ctx, "close", [&] {
-    std::unique_ptr<Session> s(session_of(ctx));
+    std::unique_ptr<Connection> c(connection_of(ctx));
     smfi_setpriv(ctx, nullptr);
-    if (s) s->abort();
+    if (c) c->session.abort();
     return SMFIS_CONTINUE;
   });
 }
