@@ -37,8 +37,9 @@
 // is ~740) is refused as permerror. Key names are checked for length before they reach the resolver. The
 // caller bounds the header count and size (the milter does); libopendkim copies every header once.
 // DIAGNOSTICS: Signature::reason says why a signature did not pass, in a few words fit for a log line or an
-// Authentication-Results comment. Library failures (out of memory, an unusable private key) throw
-// std::runtime_error from constructors, end_of_headers() or finish(); a bad message never throws.
+// Authentication-Results comment. Library failures throw std::runtime_error: out of memory anywhere, a
+// Verifier whose libopendkim handle breaks (from finish()), a Signer that cannot sign (no From field, an
+// unusable key: from end_of_headers(), body() or finish()). A malformed incoming message never throws.
 #pragma once
 
 #include <cstddef>

@@ -227,7 +227,8 @@ std::string long_message(std::size_t body_bytes) {
       "Message-ID: <long-1@example.org>\r\n"
       "\r\n";
   for (std::size_t i = 0; m.size() < body_bytes; ++i) {
-    m += "Line " + std::to_string(i);
+    m += "Line ";
+    m += std::to_string(i);
     m += (i % 7 == 0) ? "  with \t odd   spacing \r\n" : " of a long body, plain text for the hash.\r\n";
     if (i % 50 == 0) m += "\r\n";
   }
