@@ -57,12 +57,12 @@ namespace {
 using dns::Answer;
 using dns::RrType;
 
-constexpr std::size_t kMaxName = 253;         // RFC 7208 7.3: longer expansions are cut from the left
-constexpr std::size_t kMaxMxNames = 10;       // 4.6.4: more MX names is permerror
-constexpr std::size_t kMaxPtrNames = 10;      // 4.6.4: further PTR names are ignored
-constexpr std::size_t kMaxExplanation = 256;  // what we keep of a published explanation
+constexpr std::size_t kMaxName = 253;     // RFC 7208 7.3: longer expansions are cut from the left
+constexpr std::size_t kMaxMxNames = 10;   // 4.6.4: more MX names is permerror
+constexpr std::size_t kMaxPtrNames = 10;  // 4.6.4: further PTR names are ignored
+constexpr std::size_t kMaxExplanation = SPF_MAX_STR_LEN;  // 255: one libspf2 string literal
 
-// ---- libspf2's error handler ----------------------------------------------------------------------------
+// ---- libspf2's error handler ------------------------------------------------------------------------------
 
 struct Guard {
   sigjmp_buf env;
@@ -96,8 +96,7 @@ void install_libspf2_handlers() {
   });
 }
 
-// ---- names
-// ----------------------------------------------------------------------------------------------------
+// ---- names ------------------------------------------------------------------------------------------------
 
 char lower(char c) {
   return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
@@ -160,8 +159,7 @@ std::string printable(std::string_view s, std::size_t max) {
   return out;
 }
 
-// ---- per-check state
-// ---------------------------------------------------------------------------------------
+// ---- per-check state --------------------------------------------------------------------------------------
 
 struct Expected {  // an address lookup libspf2 is about to make for a name an MX/PTR answer listed
   enum class Kind { mx, ptr, client_name };
@@ -230,8 +228,7 @@ Answer ask(CheckState& st, const std::string& name, RrType type) {
   }
 }
 
-// ---- building libspf2's answers
-// ----------------------------------------------------------------------------
+// ---- building libspf2's answers ---------------------------------------------------------------------------
 
 // The answer libspf2 gets. Never returns null except when memory runs out (libspf2 then calls SPF_error).
 SPF_dns_rr_t* make_rr(SPF_dns_server_t* layer, const char* domain, ns_type type, int herrno) {
@@ -290,8 +287,7 @@ Decoded decode(const Answer& a, RrType type) {
   return d;
 }
 
-// ---- explanations
-// ----------------------------------------------------------------------------------------------
+// ---- explanations -----------------------------------------------------------------------------------------
 
 std::string reverse_name(const CheckState& st) {
   static constexpr char kHex[] = "0123456789abcdef";
@@ -370,7 +366,7 @@ std::string explanation_for_libspf2(CheckState& st, std::string_view text) {
     values.ip = buf;
   }
   values.validated_name = [&st, &values] { return validated_client_name(st, values.domain); };
-  const std::string expanded = expand_explanation(text, values, SPF_MAX_STR_LEN);
+  const std::string expanded = expand_explanation(text, values, kMaxExplanation);
   std::string escaped;
   for (const char c : expanded) {
     if (c == '%') {
@@ -384,8 +380,7 @@ std::string explanation_for_libspf2(CheckState& st, std::string_view text) {
   return escaped;
 }
 
-// ---- the DNS layer
-// ---------------------------------------------------------------------------------------------
+// ---- the DNS layer ----------------------------------------------------------------------------------------
 
 SPF_dns_rr_t* lookup(CheckState& st, SPF_dns_server_t* layer, const char* domain, ns_type ns,
                      bool should_cache) {
@@ -507,8 +502,7 @@ SPF_dns_rr_t* lookup_hook(SPF_dns_server_t* layer, const char* domain, ns_type n
   }
 }
 
-// ---- records
-// ---------------------------------------------------------------------------------------------------
+// ---- records ----------------------------------------------------------------------------------------------
 
 struct Fetched {
   enum class Status { found, none, trouble, permerror } status = Status::trouble;

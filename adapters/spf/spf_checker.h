@@ -6,8 +6,7 @@
 //   // v.result: pass / fail / ...; to_string(v.result) is the RFC 8601 word for Authentication-Results.
 //
 // libspf2 evaluates the record; everything it does not do as RFC 7208 says is done around it, in this layer:
-//   - DNS goes through dns::Resolver (a custom libspf2 DNS layer), TXT records only (the SPF RR type is
-//   gone).
+//   - DNS goes through dns::Resolver (a custom libspf2 DNS layer); TXT records only (the SPF type is gone).
 //   - Record selection (4.5) and a strict syntax check of the whole record against the RFC 7208 ABNF (4.6,
 //     7.1, 12): libspf2 accepts some invalid records and rejects some valid ones. CIDR lengths of /0, which
 //     libspf2 cannot represent, are rewritten into equivalent terms.
@@ -17,17 +16,22 @@
 //   - ptr (5.5): a DNS error on the PTR lookup or on one name's address lookup skips it instead of temperror.
 //   - Initial processing (4.3): a malformed or single-label domain is "none"; an IPv4-mapped IPv6 client
 //     address is IPv4; no free pass for loopback clients; names over 253 characters are cut from the left.
-//   - exp= (6.2): ignored unless exactly one TXT record of valid, ASCII explanation text answers.
+//   - exp= (6.2): ignored unless exactly one TXT record of valid, ASCII explanation text answers; the text is
+//     expanded here (libspf2 cannot parse spaces in it and escapes differently).
+// The RFC 7208 suite passes in full (spf_suite_test.cc). Known libspf2 limits left, all outside the suite and
+// rare in published records: the macro delimiters ',' and '/' and a part count over 128 (%{d200}) are refused
+// (permerror); upper-case macros in mechanism domains leave ! * ' ( ) unescaped; the %{p} PTR lookup is not
+// counted as a DNS-querying term; a term over libspf2's size limits (511 bytes compiled) is refused.
 //
 // Thread safety: a Checker is immutable after construction; every check builds its own libspf2 request and
 // DNS-layer state, so any number of threads may check at once. The resolver must be thread-safe.
 //
 // SECURITY: records, explanations and the names they point to come from the sender's DNS and are bounded:
-// the limits above, a 253-character name limit, an explanation cut at 256 printable ASCII characters.
+// the limits above, a 253-character name limit, an explanation cut at 255 printable ASCII characters.
 //
 // DIAGNOSTICS: Verdict::comment says why (the record's error, the DNS trouble, the limit hit), for the log
 // and the header comment. libspf2's own assertion failures (out of memory) end that one check as temperror
-// instead of aborting the process; its warnings are dropped.
+// instead of aborting the process (what libspf2 had allocated for it is leaked); its warnings are dropped.
 #pragma once
 
 #include <memory>
