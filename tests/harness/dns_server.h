@@ -2,17 +2,20 @@
 // zones, owned by the test.
 //
 //   DnsServer dns;
-//   dns.add_zone("pass.test");
-//   dns.add_txt("pass.test", "v=spf1 ip4:127.0.0.1 -all");
-//   dns.add_txt("sel._domainkey.pass.test", "v=DKIM1; k=rsa; p=" + base64_key);  // split into 255-octet
-//   strings dns.add_record("mail.pass.test. 300 IN A 127.0.0.1"); dns.refuse("broken.test");             //
-//   REFUSED below it: what a resolver sees as DNS trouble dns.start();                           //
-//   dns.resolver() is "127.0.0.1@PORT" (chainmail.conf [dns] resolvers) dns.add_txt(...); dns.restart(); //
-//   new data is served after a restart, on the same port
+//   dns.add_zone("pass.example");
+//   dns.add_txt("pass.example", "v=spf1 ip4:127.0.0.1 -all");
+//   dns.add_txt("sel._domainkey.pass.example", "v=DKIM1; k=rsa; p=" + base64_key);  // split into 255-octet
+//   strings dns.add_record("mail.pass.example. 300 IN A 127.0.0.1"); dns.refuse("broken.example"); // REFUSED
+//   below it: what a resolver sees as DNS trouble dns.start();                           // dns.resolver() is
+//   "127.0.0.1@PORT" (chainmail.conf [dns] resolvers) dns.add_txt(...); dns.restart(); // new data is served
+//   after a restart, on the same port
 //
-// Every name outside the zones is answered NXDOMAIN (local-zone "." static), so nothing ever leaves the
-// machine and a name the test forgot reads as "does not exist", quickly. unbound runs with the iterator
-// module only (no DNSSEC validation), `-d` in the foreground as a child Process, logging every query.
+// Clients that are themselves unbound or libunbound answer special-use names (RFC 6761: .test, .invalid,
+// .onion, ...) from their own default local zones and never forward them here: name test zones under
+// .example or a real-looking TLD. Every name outside the zones is answered NXDOMAIN (local-zone "." static),
+// so nothing ever leaves the machine and a name the test forgot reads as "does not exist", quickly. unbound
+// runs with the iterator module only (no DNSSEC validation), `-d` in the foreground as a child Process,
+// logging every query.
 //
 // DIAGNOSTICS: start() throws std::runtime_error with unbound-checkconf's output for a bad configuration, or
 // the tail of the log when unbound exits or does not answer in time. add_txt()/add_record() throw
@@ -40,7 +43,7 @@ class DnsServer {
   void add_zone(std::string_view zone);
   // Queries for `zone` and everything below it are answered REFUSED.
   void refuse(std::string_view zone);
-  // One resource record in zone-file syntax, owner name fully qualified: "mail.pass.test. 300 IN A
+  // One resource record in zone-file syntax, owner name fully qualified: "mail.pass.example. 300 IN A
   // 127.0.0.1". Its zone must have been added.
   void add_record(std::string_view rr);
   // A TXT record at `name` (no trailing dot) whose text is `text`, split into character-strings of at most

@@ -3,11 +3,11 @@
 //
 //   SmtpSend send;
 //   send.server = mta.smtp_server();
-//   send.helo = "mail.pass.test";
-//   send.from = "sender@pass.test";
+//   send.helo = "mail.pass.example";
+//   send.from = "sender@pass.example";
 //   send.to = {"devops@pydis.wtf"};
 //   send.message = "From: ...\r\n...";
-//   send.dkim = DkimSigner{key_pem, "pass.test", "sel"};   // optional: dkimpy signs before sending
+//   send.dkim = DkimSigner{key_pem, "pass.example", "sel"};   // optional: dkimpy signs before sending
 //   const SmtpSession s = smtp_send(send);
 //   EXPECT_EQ(s.code("rcpt"), 250) << s.transcript();
 //   const std::string id = s.queue_id();                   // from "250 2.0.0 Ok: queued as ID"

@@ -3,6 +3,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cctype>
 #include <ctime>
@@ -11,6 +12,7 @@
 #include <locale>
 #include <sstream>
 #include <stdexcept>
+#include <thread>
 
 #include "harness/files.h"
 #include "harness/net.h"
@@ -143,6 +145,23 @@ std::vector<std::string> authentication_results(std::string_view message, std::s
   return out;
 }
 
+std::optional<harness::QueuedMessage> wait_for_recipients(const harness::Mta& mta, const std::string& id,
+                                                          std::vector<std::string> recipients,
+                                                          std::chrono::milliseconds timeout) {
+  std::sort(recipients.begin(), recipients.end());
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (true) {
+    std::optional<harness::QueuedMessage> queued = mta.queued(id);
+    if (queued) {
+      std::vector<std::string> left = queued->recipients;
+      std::sort(left.begin(), left.end());
+      if (left == recipients) return queued;
+    }
+    if (std::chrono::steady_clock::now() >= deadline) return queued;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+}
+
 std::string milter_config(const std::string& ldap_uri, const std::string& dns_resolver,
                           std::uint16_t socketmap_port, const DkimKey& signing_key,
                           const std::map<std::string, std::string>& extra) {
@@ -221,6 +240,8 @@ void MailStack::start(const MailStackOptions& options) {
   dns.add_zone(zones::kHelo);
   dns.add_txt(zones::kHelo, "v=spf1 ip4:127.0.0.1 -all");
   dns.add_record(std::string(zones::kHelo) + ". 300 IN A 127.0.0.1");
+  dns.add_zone(zones::kHeloFail);
+  dns.add_txt(zones::kHeloFail, "v=spf1 -all");
   publish_sender_domain(dns, zones::kPass, "v=spf1 ip4:127.0.0.1 -all", "v=DMARC1; p=reject");
   publish_key(dns, pass_key);
   publish_sender_domain(dns, zones::kReject, "v=spf1 -all", "v=DMARC1; p=reject");
@@ -232,7 +253,7 @@ void MailStack::start(const MailStackOptions& options) {
   dns.refuse(zones::kBroken);
   dns.start();
 
-  dovecot.start();
+  if (options.mta) dovecot.start();
 
   socketmap_port = harness::free_port();
   config = dir.path() / "chainmail.conf";
@@ -245,6 +266,7 @@ void MailStack::start(const MailStackOptions& options) {
   if (with_milter) {
     milter.start(config, {socketmap_port});
     mta_options.milter = milter.postfix_socket();
+    if (!options.mta) return;
   } else {
     socketmap = harness::Process({chainmail_bin().string(), "socketmap", "--config", config.string(),
                                   "--listen", "inet:127.0.0.1:" + std::to_string(socketmap_port)},

@@ -4,8 +4,8 @@
 //   MailStack stack;
 //   stack.start({.milter = true});   // slapd (demo.ldif), unbound (test zones), Dovecot LMTP,
 //                                     // chainmail-milter (hosting the socketmap), Postfix from conf/postfix
-//   SmtpSend send = stack.inbound("sender@pass.test", {"alice@pydis.wtf"},
-//                                 make_message({.from = "sender@pass.test", .to = "alice@pydis.wtf"}));
+//   SmtpSend send = stack.inbound("sender@pass.example", {"alice@pydis.wtf"},
+//                                 make_message({.from = "sender@pass.example", .to = "alice@pydis.wtf"}));
 //   send.dkim = stack.pass_key.signer();
 //   const SmtpSession s = smtp_send(send);
 //   stack.dovecot.wait_for_messages("alice", n, 5s);
@@ -58,15 +58,18 @@ struct DkimKey {
 DkimKey make_dkim_key(const std::filesystem::path& dir, std::string_view algorithm, std::string_view domain,
                       std::string_view selector);
 
-// The sender domains of the tests and what they publish.
+// The sender domains of the tests and what they publish. Under .example, not .test: libunbound, like unbound,
+// has default local zones for special-use names (RFC 6761: test., invalid., onion., ...) and answers them
+// NXDOMAIN itself, never asking the forwarder, so the milter would never see a .test record.
 namespace zones {
-inline constexpr std::string_view kHelo = "mail.pass.test";  // SPF pass for 127.0.0.1
-inline constexpr std::string_view kPass = "pass.test";       // SPF pass, DKIM key "sel", DMARC p=reject
-inline constexpr std::string_view kReject = "reject.test";   // DMARC p=reject, SPF -all
-inline constexpr std::string_view kQuarantine = "quarantine.test";  // DMARC p=quarantine, SPF -all
-inline constexpr std::string_view kNone = "none.test";              // DMARC p=none, SPF -all
-inline constexpr std::string_view kSpfFail = "spf-fail.test";  // SPF -all for 192.0.2.1 only; DMARC p=none
-inline constexpr std::string_view kBroken = "broken.test";     // every query REFUSED (DNS trouble)
+inline constexpr std::string_view kHelo = "mail.pass.example";      // SPF pass for 127.0.0.1
+inline constexpr std::string_view kHeloFail = "helo-fail.example";  // SPF -all: a HELO name that fails
+inline constexpr std::string_view kPass = "pass.example";      // SPF pass, DKIM key "sel", DMARC p=reject
+inline constexpr std::string_view kReject = "reject.example";  // DMARC p=reject, SPF -all
+inline constexpr std::string_view kQuarantine = "quarantine.example";  // DMARC p=quarantine, SPF -all
+inline constexpr std::string_view kNone = "none.example";              // DMARC p=none, SPF -all
+inline constexpr std::string_view kSpfFail = "spf-fail.example";  // SPF -all for 192.0.2.1 only; DMARC p=none
+inline constexpr std::string_view kBroken = "broken.example";     // every query REFUSED (DNS trouble)
 inline constexpr std::string_view kSelector = "sel";
 inline constexpr std::string_view kSigningSelector = "mail2026";  // pydis.wtf's key in [dkim.signing]
 }  // namespace zones
@@ -89,8 +92,17 @@ std::vector<std::string> header_values(std::string_view message, std::string_vie
 // Authentication-Results values whose authserv-id is `authserv_id`.
 std::vector<std::string> authentication_results(std::string_view message, std::string_view authserv_id);
 
+// Polls `postqueue -j` until message `id` is queued with exactly `recipients` left (in any order), or
+// `timeout` has passed. Returns what was last seen (nothing when the message was not queued). Delivery agents
+// log a delivery a moment before they mark the recipient done in the queue file, so a test that saw the log
+// line must still wait here.
+std::optional<harness::QueuedMessage> wait_for_recipients(
+    const harness::Mta& mta, const std::string& id, std::vector<std::string> recipients,
+    std::chrono::milliseconds timeout = std::chrono::seconds(10));
+
 struct MailStackOptions {
   bool milter = true;  // false: no milter, `chainmail socketmap` routes (the harness self-test)
+  bool mta = true;     // false: no Dovecot and no Postfix (miltertest talks to the milter itself)
   std::map<std::string, std::string> extra_config = {};  // "[section]" -> lines appended to that section
 };
 
@@ -104,7 +116,7 @@ class MailStack {
   void start(const MailStackOptions& options = {});
   void stop();  // Postfix, milter (or socketmap), Dovecot, unbound, slapd; each by its pid.
 
-  // A message from outside: to the inbound smtpd, HELO mail.pass.test.
+  // A message from outside: to the inbound smtpd, HELO mail.pass.example.
   harness::SmtpSend inbound(std::string from, std::vector<std::string> to, std::string message) const;
   // A message to the submission listener (daemon name ORIGINATING: signed, not validated).
   harness::SmtpSend submission(std::string from, std::vector<std::string> to, std::string message) const;
@@ -121,7 +133,7 @@ class MailStack {
   harness::Process socketmap;  // only without the milter
   std::uint16_t socketmap_port = 0;
   std::filesystem::path config;  // chainmail.conf
-  DkimKey pass_key;              // pass.test, selector "sel" (RSA)
+  DkimKey pass_key;              // pass.example, selector "sel" (RSA)
   DkimKey signing_key;           // pydis.wtf, selector "mail2026" (RSA): the milter signs with it
   bool with_milter = false;
 };
