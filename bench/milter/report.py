@@ -332,10 +332,16 @@ def main():
               f"{cell('disposition')} |")
     w("")
     if all_examples:
-        w(f"First disagreements ({min(len(all_examples), 25)} of {len(all_examples)}; all in OUT/results):\n")
-        w("| contender | transport | message | kind | check | expected | got |\n|---|---|---|---|---|---|---|")
-        for c, t, mid, kind, what, want, got in all_examples[:25]:
-            w(f"| {c} | {t} | {mid} | {kind} | {what} | {want} | {got.replace('|', '/')[:120]} |")
+        # Grouped: the same disagreement on many messages is one finding.
+        groups = {}
+        for c, t, mid, kind, what, want, got in all_examples:
+            key = (c, t, what, kind, want, got[:120])
+            groups.setdefault(key, []).append(mid)
+        w(f"Disagreements ({len(all_examples)}), grouped (every record is in OUT/results):\n")
+        w("| contender | transport | check | message kind | expected | got | messages | e.g. |")
+        w("|---|---|---|---|---|---|---|---|")
+        for (c, t, what, kind, want, got), mids in sorted(groups.items(), key=lambda g: -len(g[1]))[:30]:
+            w(f"| {c} | {t} | {what} | {kind} | {want} | {got.replace('|', '/')} | {len(mids)} | {mids[0]} |")
         w("")
     else:
         w("No disagreements.\n")
