@@ -88,6 +88,21 @@ class UnboundServer {
                                 dir_.path() / "unbound.log");
     if (!harness::wait_for_port(port_, std::chrono::seconds(10))) {
       ADD_FAILURE() << "unbound did not start; see " << process_.log_path();
+      return;
+    }
+    // The port opens before unbound has loaded its local data: wait for a real answer, with a resolver of
+    // its own so the tests' resolvers start with nothing cached.
+    UnboundOptions probe_options;
+    probe_options.forwarders = {forwarder()};
+    probe_options.timeout_ms = 200;
+    UnboundResolver probe(probe_options);
+    const auto deadline = Clock::now() + std::chrono::seconds(10);
+    while (probe.resolve("a.chainmail.example", RrType::a).status != Answer::Status::found) {
+      if (Clock::now() > deadline) {
+        ADD_FAILURE() << "unbound does not answer; see " << process_.log_path();
+        return;
+      }
+      std::this_thread::sleep_for(milliseconds(20));
     }
   }
 
@@ -208,8 +223,11 @@ TEST_F(UnboundResolverTest, ManyThreadsEachGetTheirOwnAnswers) {
         ++checked;
         if (!ok) {
           if (wrong++ == 0 || first_error[t].empty()) {
-            first_error[t] =
-                load_name(t, i) + ": status " + std::to_string(static_cast<int>(a.status)) + " " + a.why;
+            first_error[t] = load_name(t, i);
+            first_error[t] += ": status ";
+            first_error[t] += std::to_string(static_cast<int>(a.status));
+            first_error[t] += " ";
+            first_error[t] += a.why;
           }
         }
       }
