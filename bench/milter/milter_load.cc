@@ -19,7 +19,8 @@
 //   milter negotiated SMFIP_NR_*. Headers go without Postfix's own Received: header, one leading space eaten
 //   unless SMFIP_HDR_LEADSPC, continuation lines joined by "\n"; the body with CRLF line ends.
 // - Macros (SMFIC_MACRO) before each event, Postfix's defaults that have a value here: connect j,
-//   {daemon_name}, {daemon_addr}, v, _; mail {mail_addr}; rcpt {rcpt_addr}; from DATA on i (queue id).
+//   {daemon_name}, {daemon_addr}, v, _; mail {mail_addr}; rcpt {rcpt_addr}, {rcpt_host}, {rcpt_mailer}; from
+//   DATA on i (the queue id: smtpd_delay_open_until_valid_rcpt opens the queue file after the first RCPT).
 // - A chain (smtpd_milters = a, b): envelope events go to each milter in turn (a reject stops the event);
 //   the content goes to the first milter completely, its header edits are applied, then to the next, which
 //   sees them (cleanup(8) re-reads the queue file per milter). That is how OpenDMARC reads OpenDKIM's
@@ -667,7 +668,11 @@ void run_session(const Session& s, const Options& opt, std::mt19937_64& rng, std
     const MilterConn* rcpt_rejecter = nullptr;
     for (const std::string& rcpt : msg.rcpts) {
       if (stopped) break;
-      const Macros rcpt_macros = {{"{rcpt_addr}", rcpt}};
+      const std::size_t at = rcpt.rfind('@');
+      const Macros rcpt_macros = {
+          {"{rcpt_addr}", rcpt},
+          {"{rcpt_host}", at == std::string::npos ? std::string() : rcpt.substr(at + 1)},
+          {"{rcpt_mailer}", "virtual"}};
       bool rejected = false;
       for (std::size_t i = 0; i < conns.size() && !rejected; ++i) {
         if (!in_msg[i]) continue;
