@@ -325,7 +325,8 @@ TEST_F(MilterFlow, InternalDeliveryDomainsAreRefused) {
 }
 
 // 9. Submission (daemon name ORIGINATING): not validated (no Authentication-Results of ours), DKIM-signed
-// with pydis.wtf's key; dkimpy verifies the delivered copy against the published key.
+// with both of pydis.wtf's keys (RSA and Ed25519, RFC 8463); dkimpy verifies each signature in the delivered
+// copy against the published keys.
 TEST_F(MilterFlow, SubmissionIsSignedNotValidated) {
   const std::size_t bob = stack().dovecot.messages("bob").size();
   const harness::SmtpSession s =
@@ -337,12 +338,20 @@ TEST_F(MilterFlow, SubmissionIsSignedNotValidated) {
 
   EXPECT_TRUE(authentication_results(copy, kAuthservId).empty()) << copy;
   const std::vector<std::string> signatures = header_values(copy, "DKIM-Signature");
-  ASSERT_EQ(signatures.size(), 1U) << copy;
-  EXPECT_TRUE(contains(signatures[0], "d=pydis.wtf")) << signatures[0];
-  EXPECT_TRUE(contains(signatures[0], "s=mail2026")) << signatures[0];
-  const harness::RunResult verified = harness::dkim_verify(copy, stack().dns.address());
-  EXPECT_EQ(verified.exit_code, 0) << verified.out << verified.err << copy;
-  EXPECT_EQ(verified.out, "pass d=pydis.wtf s=mail2026\n");
+  ASSERT_EQ(signatures.size(), 2U) << copy;
+  std::vector<std::string> verdicts;
+  for (std::size_t i = 0; i < signatures.size(); ++i) {
+    EXPECT_TRUE(contains(signatures[i], "d=pydis.wtf")) << signatures[i];
+    const harness::RunResult verified =
+        harness::dkim_verify(copy, stack().dns.address(), static_cast<int>(i));
+    EXPECT_EQ(verified.exit_code, 0) << verified.out << verified.err << copy;
+    verdicts.push_back(verified.out);
+  }
+  EXPECT_EQ(sorted(verdicts),
+            (std::vector<std::string>{"pass d=pydis.wtf s=ed2026\n", "pass d=pydis.wtf s=mail2026\n"}));
+  const std::string all = signatures[0] + signatures[1];
+  EXPECT_TRUE(contains(all, "a=rsa-sha256")) << all;
+  EXPECT_TRUE(contains(all, "a=ed25519-sha256")) << all;
 }
 
 // 9b. The sendmail path (postdrop, pickup, cleanup-originating with non_smtpd_milters): signed as well.
@@ -355,9 +364,11 @@ TEST_F(MilterFlow, LocalSendmailIsSigned) {
   const std::string copy = wait_for_delivery("bob", bob + 1);
   ASSERT_FALSE(copy.empty()) << stack().logs();
   EXPECT_TRUE(authentication_results(copy, kAuthservId).empty()) << copy;
-  ASSERT_EQ(header_values(copy, "DKIM-Signature").size(), 1U) << copy;
-  const harness::RunResult verified = harness::dkim_verify(copy, stack().dns.address());
-  EXPECT_EQ(verified.exit_code, 0) << verified.out << verified.err << copy;
+  ASSERT_EQ(header_values(copy, "DKIM-Signature").size(), 2U) << copy;
+  for (const int index : {0, 1}) {
+    const harness::RunResult verified = harness::dkim_verify(copy, stack().dns.address(), index);
+    EXPECT_EQ(verified.exit_code, 0) << verified.out << verified.err << copy;
+  }
 }
 
 // Mail from a domain with no signing key is not signed on submission, and still delivered.

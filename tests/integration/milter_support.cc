@@ -163,7 +163,7 @@ std::optional<harness::QueuedMessage> wait_for_recipients(const harness::Mta& mt
 }
 
 std::string milter_config(const std::string& ldap_uri, const std::string& dns_resolver,
-                          std::uint16_t socketmap_port, const DkimKey& signing_key,
+                          std::uint16_t socketmap_port, const std::vector<DkimKey>& signing_keys,
                           const std::map<std::string, std::string>& extra) {
   std::string c;
   c += "# chainmail.conf written by tests/integration/milter_support.cc\n";
@@ -213,8 +213,11 @@ std::string milter_config(const std::string& ldap_uri, const std::string& dns_re
        section_lines(extra, "[dns]");
   c += "\n[spf]\n" + section_lines(extra, "[spf]");
   c += "\n[dkim]\n" + section_lines(extra, "[dkim]");
-  c += "\n[dkim.signing]\n" + toml_string(signing_key.domain) + " = [" +
-       toml_string(signing_key.selector + ":" + signing_key.private_pem.string()) + "]\n" +
+  std::string keys;
+  for (const DkimKey& key : signing_keys) {
+    keys += (keys.empty() ? "" : ", ") + toml_string(key.selector + ":" + key.private_pem.string());
+  }
+  c += "\n[dkim.signing]\n" + toml_string(signing_keys.at(0).domain) + " = [" + keys + "]\n" +
        section_lines(extra, "[dkim.signing]");
   c += "\n[dmarc]\n" + section_lines(extra, "[dmarc]");
   return c;
@@ -230,11 +233,12 @@ void MailStack::start(const MailStackOptions& options) {
   with_milter = options.milter;
   slapd.start();
 
-  // RSA key generation takes most of a second each: make both at once.
+  // RSA key generation takes most of a second each: make them at once.
   auto signing = std::async(std::launch::async, [this] {
     return make_dkim_key(dir.path(), "rsa", "pydis.wtf", zones::kSigningSelector);
   });
   pass_key = make_dkim_key(dir.path(), "rsa", zones::kPass, zones::kSelector);
+  signing_key_ed25519 = make_dkim_key(dir.path(), "ed25519", "pydis.wtf", zones::kEd25519Selector);
   signing_key = signing.get();
 
   dns.add_zone(zones::kHelo);
@@ -250,6 +254,7 @@ void MailStack::start(const MailStackOptions& options) {
   publish_sender_domain(dns, zones::kSpfFail, "v=spf1 ip4:192.0.2.1 -all", "v=DMARC1; p=none");
   publish_sender_domain(dns, "pydis.wtf", "v=spf1 ip4:127.0.0.1 -all", "v=DMARC1; p=reject");
   publish_key(dns, signing_key);
+  publish_key(dns, signing_key_ed25519);
   dns.refuse(zones::kBroken);
   dns.start();
 
@@ -257,8 +262,8 @@ void MailStack::start(const MailStackOptions& options) {
 
   socketmap_port = harness::free_port();
   config = dir.path() / "chainmail.conf";
-  harness::write_file(
-      config, milter_config(slapd.uri(), dns.resolver(), socketmap_port, signing_key, options.extra_config));
+  harness::write_file(config, milter_config(slapd.uri(), dns.resolver(), socketmap_port,
+                                            {signing_key, signing_key_ed25519}, options.extra_config));
 
   harness::MtaOptions mta_options;
   mta_options.socketmap = "inet:127.0.0.1:" + std::to_string(socketmap_port);

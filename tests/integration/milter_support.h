@@ -71,7 +71,8 @@ inline constexpr std::string_view kNone = "none.example";              // DMARC 
 inline constexpr std::string_view kSpfFail = "spf-fail.example";  // SPF -all for 192.0.2.1 only; DMARC p=none
 inline constexpr std::string_view kBroken = "broken.example";     // every query REFUSED (DNS trouble)
 inline constexpr std::string_view kSelector = "sel";
-inline constexpr std::string_view kSigningSelector = "mail2026";  // pydis.wtf's key in [dkim.signing]
+inline constexpr std::string_view kSigningSelector = "mail2026";  // pydis.wtf's RSA key in [dkim.signing]
+inline constexpr std::string_view kEd25519Selector = "ed2026";    // and its Ed25519 key (RFC 8463)
 }  // namespace zones
 
 struct MessageSpec {
@@ -134,13 +135,15 @@ class MailStack {
   std::uint16_t socketmap_port = 0;
   std::filesystem::path config;  // chainmail.conf
   DkimKey pass_key;              // pass.example, selector "sel" (RSA)
-  DkimKey signing_key;           // pydis.wtf, selector "mail2026" (RSA): the milter signs with it
+  DkimKey signing_key;           // pydis.wtf, selector "mail2026" (RSA): the milter signs with it ...
+  DkimKey signing_key_ed25519;   // ... and with this one, selector "ed2026": two signatures per message
   bool with_milter = false;
 };
 
-// chainmail.conf for the stack (see the file comment). extra: "[section]" -> lines appended to it.
+// chainmail.conf for the stack (see the file comment). signing_keys: one domain's keys, in order.
+// extra: "[section]" -> lines appended to it.
 std::string milter_config(const std::string& ldap_uri, const std::string& dns_resolver,
-                          std::uint16_t socketmap_port, const DkimKey& signing_key,
+                          std::uint16_t socketmap_port, const std::vector<DkimKey>& signing_keys,
                           const std::map<std::string, std::string>& extra = {});
 
 }  // namespace chainmail::integration
