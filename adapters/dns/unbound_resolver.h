@@ -51,6 +51,7 @@ class UnboundResolver final : public Resolver {
  public:
   // Throws std::runtime_error with a clear message on bad options (unparseable forwarder, unreadable anchor).
   explicit UnboundResolver(const UnboundOptions& options);
+  // Stops the dispatcher and libunbound. No resolve() may still be running.
   ~UnboundResolver() override;
 
   UnboundResolver(const UnboundResolver&) = delete;
