@@ -440,22 +440,30 @@ void Verifier::Impl::prescreen(DKIM_SIGINFO** sigs, int nsigs) {
   // ordinals would point at the wrong signature, so they are only trusted when the counts agree.
   const bool ordinals_hold = static_cast<std::size_t>(nsigs) == signature_fields;
   const std::size_t max = lib.options.max_signatures;
+  // Only signatures that would cost a DNS query and a public-key operation count toward the limit, from the
+  // top (the most recent hops): refused ones cost nothing, and counting them would let anyone on the path
+  // push a good signature out of reach by prepending junk.
+  std::size_t checked = 0;
   for (int i = 0; i < nsigs; ++i) {
     DKIM_SIGINFO* sig = sigs[i];
     const auto index = static_cast<std::size_t>(i);
-    if (index >= max) {
+    if (ordinals_hold && std::find(malformed.begin(), malformed.end(), index) != malformed.end()) {
+      dkim_sig_ignore(sig);
+      note(sig, Result::permerror, "malformed signature");
+    } else if (dkim_sig_geterror(sig) != DKIM_SIGERROR_UNKNOWN) {
+      // libopendkim already refused it (expired, bad a=, h= without From, ...): describe() reports why.
+    } else if (iequals(tag_value(sig, "a"), "rsa-sha1")) {
+      // Read from a= itself: dkim_sig_getsignalg() also says rsa-sha1 for signatures it never parsed fully.
+      dkim_sig_ignore(sig);
+      note(sig, Result::permerror, "rsa-sha1 is not accepted (RFC 8301)");
+    } else if (checked >= max) {
       dkim_sig_ignore(sig);
       std::string why = "not checked: more than ";
       why += std::to_string(max);
       why += " signatures";
       note(sig, Result::neutral, std::move(why));
-    } else if (ordinals_hold && std::find(malformed.begin(), malformed.end(), index) != malformed.end()) {
-      dkim_sig_ignore(sig);
-      note(sig, Result::permerror, "malformed signature");
-    } else if (dkim_sig_geterror(sig) == DKIM_SIGERROR_UNKNOWN && iequals(tag_value(sig, "a"), "rsa-sha1")) {
-      // Read from a= itself: dkim_sig_getsignalg() also says rsa-sha1 for signatures it never parsed fully.
-      dkim_sig_ignore(sig);
-      note(sig, Result::permerror, "rsa-sha1 is not accepted (RFC 8301)");
+    } else {
+      ++checked;
     }
   }
 }

@@ -19,8 +19,9 @@
 //   temperror  the key could not be fetched now (DNS trouble through dns::Resolver): retrying can help
 //   permerror  no key record, a revoked or undecodable key, a malformed signature, a signature expired or
 //              from the future, rsa-sha1 (RFC 8301: not valid), or a key record unfit for the signature
-//   neutral    not checked: signatures after the first VerifyOptions::max_signatures are reported, not
-//              verified (no DNS query, no cryptography), with reason "not checked: ..."
+//   neutral    not checked: once VerifyOptions::max_signatures signatures (counted from the top, refused
+//              ones not counted) are being verified, the rest are reported with reason "not checked: ..."
+//              and cost no DNS query and no cryptography
 // An unsigned message gives an empty vector.
 //
 // Keys come only from dns::Resolver (TXT at selector._domainkey.domain, the first record of the answer);

@@ -534,21 +534,32 @@ TEST_F(DkimTest, SignaturesBeyondTheLimitAreNotChecked) {
   publish("s1", rsa_);
   publish("s2", ed_);
   publish("s3", rsa_other_);
-  const std::string message = dkimpy_sign({
+  const std::string signed_thrice = dkimpy_sign({
       {kSimple, rsa_, "s1", "example.org", "rsa-sha256"},
       {"", ed_, "s2", "example.org", "ed25519-sha256", "relaxed/simple", 0},
       {"", rsa_other_, "s3", "example.org", "rsa-sha256", "relaxed/simple", 1},
   })[2];
+  // Junk between the signatures costs nothing and does not count toward the limit.
+  const std::string message = replace_all(signed_thrice, "DKIM-Signature: v=1; a=ed25519",
+                                          "DKIM-Signature: junk\r\nDKIM-Signature: v=1; a=ed25519");
   Library lib(zone_, {.max_signatures = 2, .min_rsa_key_bits = 1024});
   const auto results = verify(lib, message);
-  ASSERT_EQ(results.size(), 3u);
+  ASSERT_EQ(results.size(), 4u);
   EXPECT_EQ(results[0].selector, "s3");
   EXPECT_EQ(results[0].result, Result::pass) << results[0].reason;
-  EXPECT_EQ(results[1].selector, "s2");
-  EXPECT_EQ(results[1].result, Result::pass) << results[1].reason;
-  EXPECT_EQ(results[2].selector, "s1");
-  EXPECT_EQ(results[2].result, Result::neutral);
-  EXPECT_EQ(results[2].reason, "not checked: more than 2 signatures");
+  EXPECT_EQ(results[1].result, Result::permerror);
+  EXPECT_EQ(results[1].reason, "malformed signature");
+  EXPECT_EQ(results[2].selector, "s2");
+  EXPECT_EQ(results[2].result, Result::pass) << results[2].reason;
+  EXPECT_EQ(results[3].selector, "s1");
+  EXPECT_EQ(results[3].result, Result::neutral);
+  EXPECT_EQ(results[3].reason, "not checked: more than 2 signatures");
+  EXPECT_EQ(zone_.queries(), 2u);
+
+  Library none(zone_, {.max_signatures = 0, .min_rsa_key_bits = 1024});
+  const auto unchecked = verify(none, signed_thrice);
+  ASSERT_EQ(unchecked.size(), 3u);
+  for (const auto& s : unchecked) EXPECT_EQ(s.result, Result::neutral) << s.reason;
   EXPECT_EQ(zone_.queries(), 2u);
 }
 
