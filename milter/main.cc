@@ -7,9 +7,12 @@
 //
 // Signals: SIGTERM or SIGINT stop it (connections in progress are given libmilter's grace time); SIGHUP
 // reloads chainmail.conf: new messages use the new runtime, messages in flight finish on theirs, a bad file
-// keeps the running configuration. libmilter's own signal thread would stop the milter on SIGHUP; the main
-// thread sigwait()s for these signals instead, and Linux delivers a process-directed signal to the main
-// thread first when it is waiting for it (kernel/signal.c complete_signal), so libmilter never sees them.
+// keeps the running configuration. libmilter's own signal thread sigwait()s for SIGHUP too and would stop the
+// milter on it. So the main thread is the only thread that never blocks these signals: it handles them with a
+// handler that writes to a self-pipe, and every other thread (libmilter's, the socketmap server's,
+// libunbound's) is created with them blocked. Linux delivers a process-directed signal to the main thread
+// when it does not block it (kernel/signal.c complete_signal), so libmilter's thread never gets one, even
+// during start-up (a sigwait()ing main thread would leave a window while it is not yet waiting).
 //
 // Every libmilter callback is a noexcept shim (guard()): an exception tempfails the message with 451 4.3.0
 // and a log line; nothing is accepted unchecked and the daemon keeps running.
@@ -21,6 +24,7 @@
 // Exit status: 0 after a signal; 78 (EX_CONFIG) for a bad configuration; 69 (EX_UNAVAILABLE) when a socket
 // cannot be opened or privileges cannot be dropped.
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <grp.h>
 #include <libmilter/mfapi.h>
 #include <netinet/in.h>
@@ -33,6 +37,8 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <array>
+#include <cerrno>
 #include <csignal>
 #include <cstring>
 #include <iostream>
@@ -65,6 +71,52 @@ struct Daemon {
   }
 };
 Daemon* g_daemon = nullptr;
+
+// The self-pipe that carries signals from the handler to the main loop.
+int g_signal_pipe[2] = {-1, -1};
+
+extern "C" void on_signal(int sig) {
+  const auto byte = static_cast<unsigned char>(sig);
+  const int saved = errno;
+  [[maybe_unused]] const auto n = ::write(g_signal_pipe[1], &byte, 1);  // async-signal-safe
+  errno = saved;
+}
+
+const std::array<int, 3> kSignals = {SIGHUP, SIGTERM, SIGINT};
+
+// Blocks the daemon's signals in the calling thread (the libmilter thread, before smfi_main starts the
+// signal thread that inherits the mask).
+void block_signals() {
+  sigset_t set;
+  sigemptyset(&set);
+  for (int sig : kSignals) sigaddset(&set, sig);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+}
+
+bool install_signal_handlers() {
+  if (pipe2(g_signal_pipe, O_CLOEXEC) != 0) return false;
+  fcntl(g_signal_pipe[1], F_SETFL, O_NONBLOCK);  // a full pipe drops a signal rather than hang the handler
+  struct sigaction sa {};
+  sa.sa_handler = on_signal;
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = SA_RESTART;
+  for (int sig : kSignals) {
+    if (sigaction(sig, &sa, nullptr) != 0) return false;
+  }
+  std::signal(SIGPIPE, SIG_IGN);
+  return true;
+}
+
+// The next signal from the self-pipe.
+int next_signal() {
+  unsigned char byte = 0;
+  while (true) {
+    const auto n = ::read(g_signal_pipe[0], &byte, 1);
+    if (n == 1) return byte;
+    if (n < 0 && errno == EINTR) continue;
+    return SIGTERM;  // the pipe broke: nothing sensible is left but stopping
+  }
+}
 
 // Per connection: the session, and the protocol flags the MTA agreed to (a callback may only answer
 // SMFIS_NOREPLY for a step whose SMFIP_NR_* flag was negotiated).
@@ -334,6 +386,10 @@ int run(const std::string& config_path, const std::string& listen_override) {
     for (const auto& e : loaded.errors) std::cerr << "chainmail-milter: " << e << "\n";
     return EX_CONFIG;
   }
+  if (!install_signal_handlers()) {
+    std::cerr << "chainmail-milter: cannot install signal handlers: " << std::strerror(errno) << "\n";
+    return EX_OSERR;
+  }
   Daemon daemon;
   daemon.log =
       std::make_unique<Log>(loaded.config.milter.log == "stderr" ? Log::Sink::stderr_ : Log::Sink::syslog);
@@ -349,15 +405,6 @@ int run(const std::string& config_path, const std::string& listen_override) {
   if (!daemon.runtime) return EX_CONFIG;
   g_daemon = &daemon;
   const Config& config = daemon.runtime->config;
-
-  // Signals are taken by sigwait() in this (the main) thread; block them before any thread starts.
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGTERM);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGHUP);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
-  std::signal(SIGPIPE, SIG_IGN);
 
   smfiDesc desc{};
   desc.xxfi_name = const_cast<char*>("chainmail-milter");
@@ -417,13 +464,15 @@ int run(const std::string& config_path, const std::string& listen_override) {
   if (!drop_privileges(config.milter.user, log)) return EX_UNAVAILABLE;
 
   int milter_status = MI_SUCCESS;
-  std::thread milter([&milter_status] { milter_status = smfi_main(); });
+  std::thread milter([&milter_status] {
+    block_signals();
+    milter_status = smfi_main();
+  });
   log.info("listening on " + spec +
            (socketmap ? ", socketmap on " + config.socketmap.listen : std::string()) + ", authserv-id " +
            daemon.runtime->authserv_id);
   while (true) {
-    int sig = 0;
-    sigwait(&signals, &sig);
+    const int sig = next_signal();
     if (sig != SIGHUP) {
       log.info("stopping on signal " + std::to_string(sig));
       break;

@@ -1,10 +1,10 @@
 // resolver.h - the one DNS interface SPF, DKIM and DMARC all ask through.
 //
-// Production uses UnboundResolver (libunbound: one context, one cache shared by every milter thread); tests use
-// StaticResolver (zone data held in memory) so the checks can be driven without a network. The three outcomes
-// of core/lookup.h apply: an answer (found), a name or type that does not exist (nxdomain/nodata, which SPF
-// counts as void lookups), or trouble (timeout, SERVFAIL, bogus DNSSEC), which callers turn into temperror,
-// never into "no record".
+// Production uses UnboundResolver (libunbound: one context, one cache shared by every milter thread); tests
+// use StaticResolver (zone data held in memory) so the checks can be driven without a network. The three
+// outcomes of core/lookup.h apply: an answer (found), a name or type that does not exist (nxdomain/nodata,
+// which SPF counts as void lookups), or trouble (timeout, SERVFAIL, bogus DNSSEC), which callers turn into
+// temperror, never into "no record".
 #pragma once
 
 #include <cstdint>
