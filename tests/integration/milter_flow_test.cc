@@ -371,6 +371,24 @@ TEST_F(MilterFlow, LocalSendmailIsSigned) {
   }
 }
 
+// The sendmail path to an unknown hosted recipient: the milter refuses it at RCPT inside cleanup, and the
+// sender gets a bounce. The bounce is Postfix's own mail, which no milter sees: it reaches alice's mailbox
+// through virtual_alias_maps, the socketmap the milter serves (conf/postfix/README.md). The known recipient
+// of the same message is delivered.
+TEST_F(MilterFlow, LocalSendmailToAnUnknownRecipientBounces) {
+  const std::size_t alice = stack().dovecot.messages("alice").size();
+  const std::size_t bob = stack().dovecot.messages("bob").size();
+  const harness::RunResult r = stack().mta.sendmail(
+      {"-f", "alice@pydis.wtf", "nobody-here@pydis.wtf", "bob@pydis.wtf"},
+      make_message({.from = "alice@pydis.wtf", .to = "nobody-here@pydis.wtf, bob@pydis.wtf"}));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_FALSE(wait_for_delivery("bob", bob + 1).empty()) << stack().logs();
+  const std::string bounce = wait_for_delivery("alice", alice + 1);
+  ASSERT_FALSE(bounce.empty()) << stack().logs();
+  EXPECT_TRUE(contains(bounce, "nobody-here@pydis.wtf")) << bounce;
+  EXPECT_TRUE(contains(bounce, "5.1.1")) << bounce;
+}
+
 // Mail from a domain with no signing key is not signed on submission, and still delivered.
 TEST_F(MilterFlow, SubmissionWithoutAKeyIsNotSigned) {
   const std::size_t bob = stack().dovecot.messages("bob").size();
