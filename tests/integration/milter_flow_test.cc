@@ -382,7 +382,7 @@ TEST_F(MilterFlow, LocalSendmailToAnUnknownRecipientBounces) {
       {"-f", "alice@pydis.wtf", "nobody-here@pydis.wtf", "bob@pydis.wtf"},
       make_message({.from = "alice@pydis.wtf", .to = "nobody-here@pydis.wtf, bob@pydis.wtf"}));
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  EXPECT_FALSE(wait_for_delivery("bob", bob + 1).empty()) << stack().logs();
+  ASSERT_FALSE(wait_for_delivery("bob", bob + 1).empty()) << stack().logs();
   const std::string bounce = wait_for_delivery("alice", alice + 1);
   ASSERT_FALSE(bounce.empty()) << stack().logs();
   EXPECT_TRUE(contains(bounce, "nobody-here@pydis.wtf")) << bounce;
