@@ -288,9 +288,9 @@ def main():
         ra = ratio(num(cm, "msgs_per_s"), num(a, "msgs_per_s"))
         rb = ratio(num(cm, "msgs_per_s"), num(b, "msgs_per_s"))
         w(f"| {t}: chainmail >= {want_a:g}x (a) | {fmt(num(cm, 'msgs_per_s'), ',.0f')}/s vs "
-          f"{fmt(num(a, 'msgs_per_s'), ',.0f')}/s = {fmt(ra, '.2f')}x | {mark(None if isnan(ra) else ra >= want_a)} |")
+          f"{fmt(num(a, 'msgs_per_s'), ',.0f')}/s = {fmt(ra, '.3f')}x | {mark(None if isnan(ra) else ra >= want_a)} |")
         w(f"| {t}: chainmail >= {RATIO_B:g}x (b) | {fmt(num(cm, 'msgs_per_s'), ',.0f')}/s vs "
-          f"{fmt(num(b, 'msgs_per_s'), ',.0f')}/s = {fmt(rb, '.2f')}x | {mark(None if isnan(rb) else rb >= RATIO_B)} |")
+          f"{fmt(num(b, 'msgs_per_s'), ',.0f')}/s = {fmt(rb, '.3f')}x | {mark(None if isnan(rb) else rb >= RATIO_B)} |")
         cpu = num(cm, "cpu_ms_per_msg")
         p99 = num(cm, "p99_ms")
         w(f"| {t}: chainmail CPU <= {CPU_MS_MAX} ms/msg | {fmt(cpu, '.3f')} ms | "
