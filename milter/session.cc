@@ -73,6 +73,8 @@ void Session::reset_message() {
   sender_.clear();
   spf_helo_.reset();
   spf_mail_.reset();
+  non_smtp_ = false;
+  deferred_trouble_.clear();
   recipients_.clear();
   headers_.clear();
   verifier_.reset();
@@ -104,6 +106,7 @@ Reply Session::mail_from(std::string_view sender, const std::vector<std::string>
       !macros.daemon_name.empty() && std::find(m.signing_daemons.begin(), m.signing_daemons.end(),
                                                macros.daemon_name) != m.signing_daemons.end();
   inbound_ = !(trusted || authenticated || signing_daemon);
+  non_smtp_ = macros.daemon_addr.empty() && hostname_ == "localhost" && address_text_ == "127.0.0.1";
   if (!inbound_) return Reply::ok();
 
   // SPF (RFC 7208 2.3, 2.4): the HELO identity first; with a null sender it is also the MAIL FROM identity.
@@ -169,13 +172,22 @@ Reply Session::rcpt(std::string_view recipient, const std::vector<std::string>& 
       recipients_.push_back(std::move(r));
       return Reply::ok();
     case Outcome::trouble:
-      log_.warning(queue_id_ + ": rcpt <" + untrusted(r.address) + ">: " + untrusted(result.reason, 300) +
+      if (non_smtp_) {
+        deferred_trouble_ = result.reason;
+        recipients_.push_back(std::move(r));
+        return Reply::ok();
+      }
+      log_.warning(queue_label() + ": rcpt <" + untrusted(r.address) + ">: " + untrusted(result.reason, 300) +
                    ": 451 4.3.0");
       return Reply::tempfail(
           "451", "4.3.0",
           "<" + untrusted(r.address, 200) + ">: temporary directory failure, try again later");
     default:
-      log_.info(queue_id_ + ": rcpt <" + untrusted(r.address) + ">: unknown: 550 5.1.1");
+      if (non_smtp_) {  // left to Postfix, which bounces it to the local sender
+        recipients_.push_back(std::move(r));
+        return Reply::ok();
+      }
+      log_.info(queue_label() + ": rcpt <" + untrusted(r.address) + ">: unknown: 550 5.1.1");
       return Reply::reject("550", "5.1.1",
                            "<" + untrusted(r.address, 200) +
                                ">: Recipient address rejected: "
@@ -357,6 +369,12 @@ Reply Session::end_of_message(Actions& actions, std::string_view queue_id) {
   if (!queue_id.empty()) queue_id_ = queue_id;
   std::string verdict = "accept";
   Reply reply = Reply::ok();
+  if (!deferred_trouble_.empty()) {
+    refused_ = "directory trouble: " + untrusted(deferred_trouble_, 200);
+    log_message("tempfail");
+    reset_message();
+    return Reply::tempfail("451", "4.3.0", "Temporary directory failure, try again later");
+  }
   if (inbound_) {
     reply = validate_at_end(actions, verdict);
   } else {
@@ -371,6 +389,10 @@ Reply Session::end_of_message(Actions& actions, std::string_view queue_id) {
 void Session::abort() {
   if (in_message_ && !recipients_.empty()) log_message("aborted");
   reset_message();
+}
+
+std::string Session::queue_label() const {
+  return queue_id_.empty() ? std::string("NOQUEUE") : untrusted(queue_id_, 32);
 }
 
 void Session::log_message(std::string_view verdict) {

@@ -24,6 +24,12 @@
 //   451 4.7.5   DMARC undecidable because of DNS trouble (milter.tempfail_on_dns_error)
 //   quarantine  DMARC fail under p=quarantine: the message goes to Postfix's hold queue
 //
+// Mail submitted with sendmail(1) reaches the milter through cleanup(8), which emulates an SMTP session from
+// localhost[127.0.0.1] and treats any reply to RCPT as a configuration error (the whole message would wait
+// forever). Such a session is recognised by the missing {daemon_addr} macro (smtpd always sends it): its
+// unknown recipients are left as they are (Postfix bounces them to the local sender), and directory trouble
+// tempfails the message at end of data instead.
+//
 // SECURITY: everything from the client is untrusted and bounded (recipient and header counts; libmilter
 // bounds sizes). Client text reaches the log only through untrusted(). Any exception escaping a step makes
 // the shim tempfail the message: nothing is accepted unchecked.
@@ -77,6 +83,7 @@ struct MailMacros {
   std::string queue_id;     // {i}
   std::string auth_authen;  // {auth_authen}: set when the client authenticated
   std::string daemon_name;  // {daemon_name}
+  std::string daemon_addr;  // {daemon_addr}: smtpd always sets it; Postfix's non-SMTP emulation does not
 };
 
 class Session {
@@ -99,6 +106,7 @@ class Session {
   void abort();
 
   bool inbound() const { return inbound_; }
+  bool non_smtp() const { return non_smtp_; }
 
  private:
   struct Recipient {
@@ -113,6 +121,7 @@ class Session {
   void reset_message();
   void log_message(std::string_view verdict);
   std::string client_text() const;
+  std::string queue_label() const;  // the queue id, or NOQUEUE as Postfix logs before one exists
   Reply validate_at_end(Actions& actions, std::string& verdict);
   Reply apply_routes(Actions& actions);
   Reply sign(Actions& actions);
@@ -129,6 +138,8 @@ class Session {
   std::shared_ptr<const Runtime> rt_;
   bool in_message_ = false;
   bool inbound_ = true;
+  bool non_smtp_ = false;         // sendmail(1)/pickup mail: cleanup cannot take a reply to RCPT
+  std::string deferred_trouble_;  // non-SMTP recipient trouble, answered at end of message instead
   std::string queue_id_;
   std::string sender_;
   std::optional<spf::Verdict> spf_helo_, spf_mail_;

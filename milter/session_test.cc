@@ -92,7 +92,8 @@ class SessionTest : public ::testing::Test {
   }
 
   // Connects from `ip` and sends MAIL FROM.
-  Reply start(std::string_view ip, std::string_view sender, MailMacros macros = {"Q1", "", ""}) {
+  Reply start(std::string_view ip, std::string_view sender,
+              MailMacros macros = {"Q1", "", "", "192.0.2.25"}) {
     session_->connect("client.example", ip);
     session_->helo("client.example");
     return session_->mail_from("<" + std::string(sender) + ">", {}, macros);
@@ -247,7 +248,8 @@ TEST_F(SessionTest, OneFromAuthorIsRequired) {
 
 TEST_F(SessionTest, TrustedAndAuthenticatedMailIsSignedNotValidated) {
   // An authenticated client far outside the trusted networks, sending as pydis.wtf.
-  ASSERT_EQ(start("198.51.100.1", "alice@pydis.wtf", {"Q2", "alice", ""}).status, Status::proceed);
+  ASSERT_EQ(start("198.51.100.1", "alice@pydis.wtf", {"Q2", "alice", "", "192.0.2.25"}).status,
+            Status::proceed);
   EXPECT_FALSE(session_->inbound());
   session_->rcpt("<bob@pydis.wtf>", {});
   ASSERT_EQ(headers({{"From", " Alice <alice@pydis.wtf>"}, {"Subject", " hi"}}).status, Status::proceed);
@@ -259,8 +261,35 @@ TEST_F(SessionTest, TrustedAndAuthenticatedMailIsSignedNotValidated) {
   // A trusted network and a signing daemon are outbound too.
   start("10.1.2.3", "x@example.org");
   EXPECT_FALSE(session_->inbound());
-  start("192.0.2.9", "x@example.org", {"Q3", "", "ORIGINATING"});
+  start("192.0.2.9", "x@example.org", {"Q3", "", "ORIGINATING", "192.0.2.25"});
   EXPECT_FALSE(session_->inbound());
+}
+
+// sendmail(1) mail: cleanup(8) emulates SMTP from localhost and cannot take a reply to RCPT.
+TEST_F(SessionTest, LocalSubmissionsAreNeverRefusedAtRcpt) {
+  session_->connect("localhost", "127.0.0.1");
+  session_->helo("localhost");
+  ASSERT_EQ(session_->mail_from("<alice@pydis.wtf>", {}, {"Q4", "", "ORIGINATING", ""}).status,
+            Status::proceed);
+  EXPECT_TRUE(session_->non_smtp());
+  EXPECT_EQ(session_->rcpt("<nobody@pydis.wtf>", {}).status, Status::proceed);
+  EXPECT_EQ(session_->rcpt("<bob@pydis.wtf>", {}).status, Status::proceed);
+  ASSERT_EQ(headers({{"From", " <alice@pydis.wtf>"}}).status, Status::proceed);
+  ASSERT_EQ(finish().status, Status::proceed);
+  EXPECT_FALSE(actions_.called("delrcpt <nobody@pydis.wtf>"));  // Postfix bounces it to alice
+  EXPECT_TRUE(actions_.called("addrcpt <bob@localhost>"));
+
+  // Directory trouble waits for the end of the message, where a tempfail is allowed.
+  config_.directory.uris = {"ldap://127.0.0.1:1/"};
+  config_.directory.ldif_file.clear();
+  config_.directory.connect_timeout_ms = 200;
+  rebuild();
+  session_->connect("localhost", "127.0.0.1");
+  ASSERT_EQ(session_->mail_from("<alice@pydis.wtf>", {}, {"Q5", "", "ORIGINATING", ""}).status,
+            Status::proceed);
+  EXPECT_EQ(session_->rcpt("<bob@pydis.wtf>", {}).status, Status::proceed);
+  ASSERT_EQ(headers({{"From", " <alice@pydis.wtf>"}}).status, Status::proceed);
+  EXPECT_EQ(finish().status, Status::tempfail);
 }
 
 TEST(Xtext, EncodesWhatOrcptCannotCarry) {
