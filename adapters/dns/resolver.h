@@ -32,8 +32,10 @@ struct Answer {
   // One entry per resource record of the queried type, in uncompressed wire format (RFC 1035 section 3.3):
   // A = 4 bytes, AAAA = 16, MX = 2-byte preference + name, PTR/NS/CNAME = name, TXT = character-strings.
   std::vector<std::string> records;
-  bool secure = false;  // validated by DNSSEC
-  std::string why;      // for trouble: what went wrong, for the log
+  bool secure = false;    // validated by DNSSEC
+  std::string why;        // for trouble: what went wrong, for the log
+  std::uint32_t ttl = 0;  // seconds the answer may be reused (min TTL of the records, or the SOA minimum for
+                          // negative answers; 0 = do not cache)
 
   bool found() const { return status == Status::found; }
   bool trouble() const { return status == Status::trouble; }

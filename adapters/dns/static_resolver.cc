@@ -36,6 +36,7 @@ Answer StaticResolver::resolve(std::string_view name, RrType type) {
     answer.why = "timeout (static zone)";
     return answer;
   }
+  answer.ttl = kTtl;
   const auto node = zone_.find(k);
   if (node == zone_.end()) {
     answer.status = Answer::Status::nxdomain;

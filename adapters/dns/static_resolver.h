@@ -2,7 +2,8 @@
 //
 // Names match case-insensitively, without the trailing dot. A name with records of other types answers nodata
 // for a missing type; an unknown name answers nxdomain; names marked with set_trouble() answer trouble (the
-// suite's TIMEOUT). It counts queries, so tests can assert how many lookups a check made.
+// suite's TIMEOUT). It counts queries, so tests can assert how many lookups a check made. Found, nodata and
+// nxdomain answers carry ttl kTtl (300 s), so a CachedResolver in front of it keeps them; trouble has ttl 0.
 #pragma once
 
 #include <atomic>
@@ -18,6 +19,8 @@ namespace chainmail::dns {
 
 class StaticResolver final : public Resolver {
  public:
+  static constexpr std::uint32_t kTtl = 300;
+
   // rdata in wire format (see rdata.h encoders).
   void add(std::string_view name, RrType type, std::string rdata);
   // Marks a name as existing with no records (so its lookups answer nodata, not nxdomain).

@@ -23,6 +23,15 @@ namespace {
 constexpr int kClassIn = 1;
 constexpr int kRcodeNoError = 0;
 constexpr int kRcodeNxDomain = 3;
+// A negative answer's ttl comes from its SOA, and libunbound caps it at its cache-max-negative-ttl (3600 by
+// default). A reply without a SOA reports ttl 0, or 32768 (unbound 1.17, never counted down): no TTL at all.
+// Such answers may be reused for kNegativeTtlWithoutSoa.
+constexpr std::uint32_t kMaxNegativeTtl = 3600;
+constexpr std::uint32_t kNegativeTtlWithoutSoa = 60;
+
+std::uint32_t negative_ttl(std::uint32_t reported) {
+  return reported > 0 && reported <= kMaxNegativeTtl ? reported : kNegativeTtlWithoutSoa;
+}
 
 // One query's meeting point between the caller waiting in resolve() and libunbound's callback, which runs on
 // the dispatcher thread. Each query has its own, so no caller can pick up another one's answer.
@@ -90,13 +99,17 @@ Answer to_answer(int err, const ub_result* result) {
   }
   Answer a;
   a.secure = result->secure != 0;
+  // The answer RRset's TTL as libunbound holds it (already counted down if it came from its cache).
+  a.ttl = result->ttl > 0 ? static_cast<std::uint32_t>(result->ttl) : 0;
   if (result->rcode == kRcodeNxDomain) {
     a.status = Answer::Status::nxdomain;
+    a.ttl = negative_ttl(a.ttl);
     return a;
   }
   if (result->rcode != kRcodeNoError) return trouble(rcode_name(result->rcode));
   if (!result->havedata || result->data == nullptr || result->data[0] == nullptr) {
     a.status = Answer::Status::nodata;
+    a.ttl = negative_ttl(a.ttl);
     return a;
   }
   a.status = Answer::Status::found;
