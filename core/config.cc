@@ -159,6 +159,11 @@ const std::array kParams = {
           ListParam{kNoStrings, [](Config& c) -> std::vector<std::string>& { return c.dns.resolvers; }}},
     Param{"dns.timeout_ms", "Longest wait for one DNS answer; longer is trouble (temperror).",
           IntParam{5000, 100, 60000, [](Config& c) -> std::int64_t& { return c.dns.timeout_ms; }}},
+    Param{"dns.cache_entries",
+          "DNS answers kept in the milter's own memory (by their TTL, trouble never), so repeated questions "
+          "cost "
+          "no round trip to libunbound. 0: none.",
+          IntParam{20000, 0, 1000000, [](Config& c) -> std::int64_t& { return c.dns.cache_entries; }}},
     Param{"dns.trust_anchor_file",
           "DNSSEC trust anchor (e.g. /usr/share/dns/root.key). Empty: no validation.",
           StringParam{"", [](Config& c) -> std::string& { return c.dns.trust_anchor_file; }}},

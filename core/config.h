@@ -91,6 +91,7 @@ struct Config {
     std::vector<std::string> resolvers;
     std::int64_t timeout_ms = 0;
     std::string trust_anchor_file;
+    std::int64_t cache_entries = 0;
   } dns;
 
   struct Spf {

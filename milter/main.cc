@@ -269,7 +269,7 @@ sfsistat on_envfrom(SMFICTX* ctx, char** argv) {
     Session* s = session_of(ctx);
     if (s == nullptr) throw std::runtime_error("no session");
     MailMacros m{macro(ctx, "i"), macro(ctx, "{auth_authen}"), macro(ctx, "{daemon_name}"),
-                 macro(ctx, "{daemon_addr}")};
+                 macro(ctx, "{daemon_port}")};
     return to_status(ctx,
                      s->mail_from(argv != nullptr && argv[0] != nullptr ? argv[0] : "", esmtp_args(argv), m));
   });

@@ -3,17 +3,26 @@
 
 #include <stdexcept>
 
+#include "adapters/dns/cached_resolver.h"
 #include "adapters/dns/unbound_resolver.h"
 #include "core/address.h"
 
 namespace chainmail::milter {
 
 Engines::Engines(const Config& config)
-    : owned_resolver_(std::make_unique<dns::UnboundResolver>(
-          dns::UnboundOptions{config.dns.resolvers, config.dns.trust_anchor_file, config.dns.timeout_ms})),
-      resolver_(owned_resolver_.get()),
-      dmarc_(
-          std::make_unique<dmarc::Evaluator>(*resolver_, dmarc::Options{config.dmarc.public_suffix_list})) {}
+    : unbound_(std::make_unique<dns::UnboundResolver>(
+          dns::UnboundOptions{config.dns.resolvers, config.dns.trust_anchor_file, config.dns.timeout_ms})) {
+  // Answers repeat across messages (the same senders' SPF, keys and policies); a hit in our own cache costs
+  // no round trip through libunbound's worker thread.
+  resolver_ = unbound_.get();
+  if (config.dns.cache_entries > 0) {
+    dns::CacheOptions options;
+    options.max_entries = static_cast<std::size_t>(config.dns.cache_entries);
+    cache_ = std::make_unique<dns::CachedResolver>(*unbound_, options);
+    resolver_ = cache_.get();
+  }
+  dmarc_ = std::make_unique<dmarc::Evaluator>(*resolver_, dmarc::Options{config.dmarc.public_suffix_list});
+}
 
 Engines::Engines(const Config& config, dns::Resolver& resolver)
     : resolver_(&resolver),

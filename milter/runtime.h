@@ -28,14 +28,15 @@ namespace chainmail::milter {
 
 struct Engines {
   explicit Engines(const Config& config);
-  // For tests: a resolver of the caller's (e.g. dns::StaticResolver), owned elsewhere.
+  // For tests: a resolver of the caller's (e.g. dns::StaticResolver), owned elsewhere, used without a cache.
   Engines(const Config& config, dns::Resolver& resolver);
 
   dns::Resolver& resolver() { return *resolver_; }
   dmarc::Evaluator& dmarc() { return *dmarc_; }
 
  private:
-  std::unique_ptr<dns::Resolver> owned_resolver_;
+  std::unique_ptr<dns::Resolver> unbound_;
+  std::unique_ptr<dns::Resolver> cache_;
   dns::Resolver* resolver_ = nullptr;
   std::unique_ptr<dmarc::Evaluator> dmarc_;
 };

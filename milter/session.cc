@@ -106,7 +106,8 @@ Reply Session::mail_from(std::string_view sender, const std::vector<std::string>
       !macros.daemon_name.empty() && std::find(m.signing_daemons.begin(), m.signing_daemons.end(),
                                                macros.daemon_name) != m.signing_daemons.end();
   inbound_ = !(trusted || authenticated || signing_daemon);
-  non_smtp_ = macros.daemon_addr.empty() && hostname_ == "localhost" && address_text_ == "127.0.0.1";
+  non_smtp_ = (macros.daemon_port.empty() || macros.daemon_port == "0") && hostname_ == "localhost" &&
+              address_text_ == "127.0.0.1";
   if (!inbound_) return Reply::ok();
 
   // SPF (RFC 7208 2.3, 2.4): the HELO identity first; with a null sender it is also the MAIL FROM identity.

@@ -26,7 +26,8 @@
 //
 // Mail submitted with sendmail(1) reaches the milter through cleanup(8), which emulates an SMTP session from
 // localhost[127.0.0.1] and treats any reply to RCPT as a configuration error (the whole message would wait
-// forever). Such a session is recognised by the missing {daemon_addr} macro (smtpd always sends it): its
+// forever). Such a session comes from localhost[127.0.0.1] with {daemon_port} "0" (smtpd sends its real
+// port; conf/postfix lists the macro, and without it every localhost client is treated so): its
 // unknown recipients are left as they are (Postfix bounces them to the local sender), and directory trouble
 // tempfails the message at end of data instead.
 //
@@ -83,7 +84,7 @@ struct MailMacros {
   std::string queue_id;     // {i}
   std::string auth_authen;  // {auth_authen}: set when the client authenticated
   std::string daemon_name;  // {daemon_name}
-  std::string daemon_addr;  // {daemon_addr}: smtpd always sets it; Postfix's non-SMTP emulation does not
+  std::string daemon_port;  // {daemon_port}: smtpd's listening port; "0" in cleanup's non-SMTP emulation
 };
 
 class Session {

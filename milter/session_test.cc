@@ -92,8 +92,7 @@ class SessionTest : public ::testing::Test {
   }
 
   // Connects from `ip` and sends MAIL FROM.
-  Reply start(std::string_view ip, std::string_view sender,
-              MailMacros macros = {"Q1", "", "", "192.0.2.25"}) {
+  Reply start(std::string_view ip, std::string_view sender, MailMacros macros = {"Q1", "", "", "25"}) {
     session_->connect("client.example", ip);
     session_->helo("client.example");
     return session_->mail_from("<" + std::string(sender) + ">", {}, macros);
@@ -248,8 +247,7 @@ TEST_F(SessionTest, OneFromAuthorIsRequired) {
 
 TEST_F(SessionTest, TrustedAndAuthenticatedMailIsSignedNotValidated) {
   // An authenticated client far outside the trusted networks, sending as pydis.wtf.
-  ASSERT_EQ(start("198.51.100.1", "alice@pydis.wtf", {"Q2", "alice", "", "192.0.2.25"}).status,
-            Status::proceed);
+  ASSERT_EQ(start("198.51.100.1", "alice@pydis.wtf", {"Q2", "alice", "", "587"}).status, Status::proceed);
   EXPECT_FALSE(session_->inbound());
   session_->rcpt("<bob@pydis.wtf>", {});
   ASSERT_EQ(headers({{"From", " Alice <alice@pydis.wtf>"}, {"Subject", " hi"}}).status, Status::proceed);
@@ -261,7 +259,7 @@ TEST_F(SessionTest, TrustedAndAuthenticatedMailIsSignedNotValidated) {
   // A trusted network and a signing daemon are outbound too.
   start("10.1.2.3", "x@example.org");
   EXPECT_FALSE(session_->inbound());
-  start("192.0.2.9", "x@example.org", {"Q3", "", "ORIGINATING", "192.0.2.25"});
+  start("192.0.2.9", "x@example.org", {"Q3", "", "ORIGINATING", "587"});
   EXPECT_FALSE(session_->inbound());
 }
 
@@ -269,7 +267,7 @@ TEST_F(SessionTest, TrustedAndAuthenticatedMailIsSignedNotValidated) {
 TEST_F(SessionTest, LocalSubmissionsAreNeverRefusedAtRcpt) {
   session_->connect("localhost", "127.0.0.1");
   session_->helo("localhost");
-  ASSERT_EQ(session_->mail_from("<alice@pydis.wtf>", {}, {"Q4", "", "ORIGINATING", ""}).status,
+  ASSERT_EQ(session_->mail_from("<alice@pydis.wtf>", {}, {"Q4", "", "ORIGINATING", "0"}).status,
             Status::proceed);
   EXPECT_TRUE(session_->non_smtp());
   EXPECT_EQ(session_->rcpt("<nobody@pydis.wtf>", {}).status, Status::proceed);
