@@ -59,8 +59,11 @@ class SessionTest : public ::testing::Test {
     init_mime();
     dir_ = fs::temp_directory_path() / ("chainmail-session-" + std::to_string(getpid()));
     fs::create_directories(dir_);
+    // RSA: libopendkim 2.11.0~beta2 leaks each Ed25519 private key it loads (adapters/dkim/dkim.h), which the
+    // sanitizer build would report here; Ed25519 signing is covered by dkim_test and the integration suites.
     key_ = (dir_ / "pydis.pem").string();
-    const std::string cmd = "openssl genpkey -algorithm ed25519 -out " + key_ + " 2>/dev/null";
+    const std::string cmd =
+        "openssl genpkey -algorithm rsa -pkeyopt rsa_keygen_bits:1024 -out " + key_ + " 2>/dev/null";
     ASSERT_EQ(std::system(cmd.c_str()), 0);
 
     auto loaded = load_config_file(fs::path(CHAINMAIL_SOURCE_DIR) / "conf/chainmail-ldif.conf");
