@@ -95,14 +95,14 @@ class SessionTest : public ::testing::Test {
   }
 
   // Connects from `ip` and sends MAIL FROM.
-  Reply start(std::string_view ip, std::string_view sender, MailMacros macros = {"Q1", "", "", "25"}) {
+  Reply start(std::string_view ip, std::string_view sender, const MailMacros& macros = {"Q1", "", "", "25"}) {
     session_->connect("client.example", ip);
     session_->helo("client.example");
     return session_->mail_from("<" + std::string(sender) + ">", {}, macros);
   }
   Reply headers(const std::vector<std::pair<std::string, std::string>>& fields) {
     for (const auto& [n, v] : fields) {
-      const auto r = session_->header(n, v);
+      auto r = session_->header(n, v);
       if (r.status != Status::proceed) return r;
     }
     return session_->end_of_headers();
