@@ -240,8 +240,8 @@ sfsistat on_negotiate(SMFICTX* ctx, unsigned long f0, unsigned long f1, unsigned
                  SMFIF_QUARANTINE);
     // Header values exactly as sent (DKIM canonicalisation needs the leading space); no replies where we
     // never refuse (saves a round trip each); no events we ignore.
-    unsigned long want =
-        SMFIP_HDR_LEADSPC | SMFIP_NR_CONN | SMFIP_NR_HELO | SMFIP_NR_BODY | SMFIP_NOUNKNOWN | SMFIP_NODATA;
+    unsigned long want = SMFIP_HDR_LEADSPC | SMFIP_NR_CONN | SMFIP_NR_HELO | SMFIP_NR_HDR | SMFIP_NR_BODY |
+                         SMFIP_NOUNKNOWN | SMFIP_NODATA;
     *pf1 = f1 & want;
     *pf2 = 0;
     *pf3 = 0;
@@ -287,7 +287,8 @@ sfsistat on_header(SMFICTX* ctx, char* name, char* value) {
   return guard(ctx, "header", [&] {
     Session* s = session_of(ctx);
     if (s == nullptr) throw std::runtime_error("no session");
-    return to_status(ctx, s->header(name != nullptr ? name : "", value != nullptr ? value : ""));
+    s->header(name != nullptr ? name : "", value != nullptr ? value : "");  // refuses at EOH, if at all
+    return no_reply(ctx, SMFIP_NR_HDR);
   });
 }
 

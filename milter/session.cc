@@ -74,6 +74,7 @@ void Session::reset_message() {
   spf_helo_.reset();
   spf_mail_.reset();
   non_smtp_ = false;
+  too_many_headers_ = false;
   deferred_trouble_.clear();
   recipients_.clear();
   headers_.clear();
@@ -198,10 +199,10 @@ Reply Session::rcpt(std::string_view recipient, const std::vector<std::string>& 
 
 Reply Session::header(std::string_view name, std::string_view value) {
   if (!rt_) throw std::runtime_error("header before MAIL");
+  // The refusal waits for the end of the headers: the MTA then need not wait for a reply to every header.
   if (headers_.size() >= static_cast<std::size_t>(rt_->config.milter.max_headers)) {
-    refused_ = "too many header fields";
-    log_message("reject");
-    return Reply::reject("552", "5.3.4", "Too many header fields");
+    too_many_headers_ = true;
+    return Reply::ok();
   }
   headers_.push_back({std::string(name), std::string(value)});
   return Reply::ok();
@@ -209,6 +210,11 @@ Reply Session::header(std::string_view name, std::string_view value) {
 
 Reply Session::end_of_headers() {
   if (!rt_) throw std::runtime_error("EOH before MAIL");
+  if (too_many_headers_) {
+    refused_ = "more than " + std::to_string(rt_->config.milter.max_headers) + " header fields";
+    log_message("reject");
+    return Reply::reject("552", "5.3.4", "Too many header fields");
+  }
   // The From author decides DMARC (inbound) and the signing key (outbound).
   std::size_t from_fields = 0;
   std::vector<AuthorAddress> authors;

@@ -19,7 +19,7 @@
 //   550 5.1.1   unknown recipient on a hosted domain        451 4.3.0  directory trouble
 //   550 5.7.1   recipient on the mailbox or service domain from an inbound client (no bypassing the chain)
 //   452 4.5.3   more than milter.max_recipients recipients
-//   552 5.3.4   more than milter.max_headers header fields
+//   552 5.3.4   more than milter.max_headers header fields (at end of headers)
 //   550 5.7.1   not exactly one From author (RFC 7489 6.6.1), or DMARC fail under p=reject
 //   451 4.7.5   DMARC undecidable because of DNS trouble (milter.tempfail_on_dns_error)
 //   quarantine  DMARC fail under p=quarantine: the message goes to Postfix's hold queue
@@ -139,8 +139,9 @@ class Session {
   std::shared_ptr<const Runtime> rt_;
   bool in_message_ = false;
   bool inbound_ = true;
-  bool non_smtp_ = false;         // sendmail(1)/pickup mail: cleanup cannot take a reply to RCPT
-  std::string deferred_trouble_;  // non-SMTP recipient trouble, answered at end of message instead
+  bool non_smtp_ = false;
+  bool too_many_headers_ = false;  // sendmail(1)/pickup mail: cleanup cannot take a reply to RCPT
+  std::string deferred_trouble_;   // non-SMTP recipient trouble, answered at end of message instead
   std::string queue_id_;
   std::string sender_;
   std::optional<spf::Verdict> spf_helo_, spf_mail_;

@@ -293,6 +293,17 @@ TEST_F(SessionTest, LocalSubmissionsAreNeverRefusedAtRcpt) {
   EXPECT_EQ(finish().status, Status::tempfail);
 }
 
+TEST_F(SessionTest, TooManyHeaderFieldsAreRefusedAtTheEndOfTheHeaders) {
+  config_.milter.max_headers = 10;
+  rebuild();
+  start("192.0.2.7", "ceo@example.org");
+  std::vector<std::pair<std::string, std::string>> fields(11, {"X-Filler", " x"});
+  fields.emplace_back("From", " <ceo@example.org>");
+  const auto r = headers(fields);
+  EXPECT_EQ(r.status, Status::reject);
+  EXPECT_EQ(r.code + " " + r.xcode, "552 5.3.4");
+}
+
 TEST(Xtext, EncodesWhatOrcptCannotCarry) {
   EXPECT_EQ(xtext("a+b=c@example.org"), "a+2Bb+3Dc@example.org");
   EXPECT_EQ(xtext("sp ace"), "sp+20ace");
