@@ -147,8 +147,9 @@ class Socketmap : public SlapdSuite<> {
   static void TearDownTestSuite() {
     auto& s = server();
     if (s.process.pid() > 0) {
-      // SIGTERM is the documented way to stop it: a clean exit, and no sanitizer report in its log.
-      const int status = s.process.terminate();
+      // SIGTERM is the documented way to stop it: a clean exit, and no sanitizer report in its log. A
+      // sanitizer build's leak check at exit can take seconds on a loaded machine: allow it time.
+      const int status = s.process.terminate(std::chrono::seconds(30));
       const std::string log = read_text(s.process.log_path());
       if (status != 0 || has_sanitizer_report(log)) {
         ADD_FAILURE() << "chainmail socketmap exited " << status << "; log:\n" << log;
@@ -353,7 +354,7 @@ TEST_F(SocketmapReload, SighupAppliesANewConfigurationAndSurvivesABadOne) {
     std::this_thread::sleep_for(milliseconds(50));
   EXPECT_NE(read_text(server.log_path()).find("reload failed"), std::string::npos);
   EXPECT_EQ(RawClient(port).request("route newalias@pydis.wtf"), "OK alice@localhost");
-  EXPECT_EQ(server.terminate(), 0) << read_text(server.log_path());
+  EXPECT_EQ(server.terminate(std::chrono::seconds(30)), 0) << read_text(server.log_path());
 }
 
 }  // namespace
