@@ -304,6 +304,12 @@ TEST_F(SessionTest, TooManyHeaderFieldsAreRefusedAtTheEndOfTheHeaders) {
   EXPECT_EQ(r.code + " " + r.xcode, "552 5.3.4");
 }
 
+TEST(Log, ClientTextCannotForgeOrFloodLogLines) {
+  EXPECT_EQ(untrusted("evil\r\nchainmail-milter: fake"), "evil\\x0d\\x0achainmail-milter: fake");
+  EXPECT_EQ(untrusted(std::string(500, 'a'), 100), std::string(100, 'a') + "...");
+  EXPECT_EQ(untrusted("caf\xc3\xa9"), "caf\\xc3\\xa9");
+}
+
 TEST(Xtext, EncodesWhatOrcptCannotCarry) {
   EXPECT_EQ(xtext("a+b=c@example.org"), "a+2Bb+3Dc@example.org");
   EXPECT_EQ(xtext("sp ace"), "sp+20ace");

@@ -196,6 +196,21 @@ TEST_F(MilterDaemon, BadReloadKeepsTheRunningConfiguration) {
   EXPECT_NE(lookup("postmaster@pydis.wtf").find("alice@localhost"), std::string::npos);
 }
 
+TEST_F(MilterDaemon, DropsToTheConfiguredUserOnceItsSocketsAreOpen) {
+  std::string text = config_text(socketmap_port_, "");
+  text.replace(text.find("[milter]\n"), 9, "[milter]\nuser = \"nobody\"\n");
+  write_file(config_, text);
+  milter_.start(config_, {socketmap_port_});
+  std::ifstream status("/proc/" + std::to_string(milter_.pid()) + "/status");
+  std::string line, uid;
+  while (std::getline(status, line)) {
+    if (line.rfind("Uid:", 0) == 0) uid = line;
+  }
+  EXPECT_EQ(uid.find("\t0\t"), std::string::npos) << uid;  // no real, effective or saved uid 0 left
+  EXPECT_NE(uid, "") << "no Uid line";
+  EXPECT_NE(lookup("postmaster@pydis.wtf").find("alice@localhost"), std::string::npos);  // still serving
+}
+
 TEST_F(MilterDaemon, SigtermStopsCleanly) {
   milter_.start(config_, {socketmap_port_});
   const auto begin = std::chrono::steady_clock::now();
