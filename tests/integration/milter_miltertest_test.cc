@@ -25,25 +25,16 @@ std::filesystem::path script_dir() {
   return harness::source_dir() / "tests" / "miltertest";
 }
 
-class MilterProtocol : public testing::Test {
+class MilterProtocol : public MailStackSuite<MilterProtocol> {
  public:
-  static void SetUpTestSuite() {
-    stack_ = std::make_unique<MailStack>();
-    try {
-      stack_->start({.milter = true, .mta = false});
-    } catch (const std::exception& e) {
-      start_error_ = e.what();
-    }
-  }
-  static void TearDownTestSuite() { stack_.reset(); }
+  static void SetUpTestSuite() { start_stack({.milter = true, .mta = false}); }
 
  protected:
   void SetUp() override {
-    ASSERT_TRUE(start_error_.empty()) << "stack did not start: " << start_error_;
+    MailStackSuite::SetUp();
+    if (HasFatalFailure()) return;
     if (!stack().slapd.running()) stack().slapd.restart();
   }
-
-  static MailStack& stack() { return *stack_; }
 
   // Runs one script; the failure message carries miltertest's output and the milter's log.
   static void run_script(const std::string& name) {
@@ -55,10 +46,6 @@ class MilterProtocol : public testing::Test {
                               << r.out << r.err << "\n--- milter log\n"
                               << stack().milter.log();
   }
-
- private:
-  static inline std::unique_ptr<MailStack> stack_;
-  static inline std::string start_error_;
 };
 
 // The additions are not visible to miltertest (routing.lua): the milter's log line for the script's message

@@ -20,26 +20,17 @@ namespace {
 
 using std::chrono::seconds;
 
-class MilterOutage : public testing::Test {
+class MilterOutage : public MailStackSuite<MilterOutage> {
  public:
-  static void SetUpTestSuite() {
-    stack_ = std::make_unique<MailStack>();
-    try {
-      stack_->start();
-    } catch (const std::exception& e) {
-      start_error_ = e.what();
-    }
-  }
-  static void TearDownTestSuite() { stack_.reset(); }
+  static void SetUpTestSuite() { start_stack({}); }
 
  protected:
   void SetUp() override {
-    ASSERT_TRUE(start_error_.empty()) << "stack did not start: " << start_error_;
+    MailStackSuite::SetUp();
+    if (HasFatalFailure()) return;
     if (!stack().slapd.running()) stack().slapd.restart();
     if (!stack().milter.running()) stack().milter.restart();
   }
-
-  static MailStack& stack() { return *stack_; }
 
   static harness::SmtpSend to_alice() {
     harness::SmtpSend message =
@@ -48,10 +39,6 @@ class MilterOutage : public testing::Test {
     message.dkim = stack().pass_key.signer();
     return message;
   }
-
- private:
-  static inline std::unique_ptr<MailStack> stack_;
-  static inline std::string start_error_;
 };
 
 // 7. The directory is down: 451 4.3.0 at RCPT, nothing accepted, nothing bounced. The client retries (here:

@@ -25,30 +25,14 @@ std::vector<std::string> sorted(std::vector<std::string> v) {
   return v;
 }
 
-class MilterStack : public testing::Test {
+class MilterStack : public MailStackSuite<MilterStack> {
  public:
-  static void SetUpTestSuite() {
-    stack_ = std::make_unique<MailStack>();
-    try {
-      stack_->start({.milter = false});
-    } catch (const std::exception& e) {
-      start_error_ = e.what();
-    }
-  }
-  static void TearDownTestSuite() { stack_.reset(); }
+  static void SetUpTestSuite() { start_stack({.milter = false}); }
 
  protected:
-  void SetUp() override { ASSERT_TRUE(start_error_.empty()) << "stack did not start: " << start_error_; }
-
-  static MailStack& stack() { return *stack_; }
-
   static harness::RunResult drill(const std::string& type, const std::string& name) {
     return harness::run({"drill", "-p", std::to_string(stack().dns.port()), "@127.0.0.1", type, name});
   }
-
- private:
-  static inline std::unique_ptr<MailStack> stack_;
-  static inline std::string start_error_;
 };
 
 TEST_F(MilterStack, DnsServesTheTestZones) {

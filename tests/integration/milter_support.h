@@ -21,9 +21,12 @@
 // bypasses the milter: that is the harness's own test, which runs before the milter exists.
 #pragma once
 
+#include <gtest/gtest.h>
+
 #include <chrono>
 #include <filesystem>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -145,5 +148,34 @@ class MailStack {
 std::string milter_config(const std::string& ldap_uri, const std::string& dns_resolver,
                           std::uint16_t socketmap_port, const std::vector<DkimKey>& signing_keys,
                           const std::map<std::string, std::string>& extra = {});
+
+// Fixture base for a suite that shares one MailStack: `Suite` is the derived fixture (so each suite has its
+// own stack), started once in SetUpTestSuite with the given options; a stack that did not start fails every
+// test of the suite with the reason.
+//   class MilterFlow : public MailStackSuite<MilterFlow> {
+//    public:
+//     static void SetUpTestSuite() { start_stack({}); }
+//   };
+template <typename Suite>
+class MailStackSuite : public testing::Test {
+ public:
+  static void TearDownTestSuite() { stack_.reset(); }
+
+ protected:
+  static void start_stack(const MailStackOptions& options) {
+    stack_ = std::make_unique<MailStack>();
+    try {
+      stack_->start(options);
+    } catch (const std::exception& e) {
+      start_error_ = e.what();
+    }
+  }
+  void SetUp() override { ASSERT_TRUE(start_error_.empty()) << "stack did not start: " << start_error_; }
+  static MailStack& stack() { return *stack_; }
+
+ private:
+  static inline std::unique_ptr<MailStack> stack_;
+  static inline std::string start_error_;
+};
 
 }  // namespace chainmail::integration
