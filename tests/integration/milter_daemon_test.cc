@@ -201,10 +201,16 @@ TEST_F(MilterDaemon, DropsToTheConfiguredUserOnceItsSocketsAreOpen) {
   text.replace(text.find("[milter]\n"), 9, "[milter]\nuser = \"nobody\"\n");
   write_file(config_, text);
   milter_.start(config_, {socketmap_port_});
-  std::ifstream status("/proc/" + std::to_string(milter_.pid()) + "/status");
-  std::string line, uid;
-  while (std::getline(status, line)) {
-    if (line.rfind("Uid:", 0) == 0) uid = line;
+  // The ports open just before the drop: poll until it has happened (it takes microseconds).
+  std::string uid;
+  for (int i = 0; i < 100; ++i) {
+    std::ifstream status("/proc/" + std::to_string(milter_.pid()) + "/status");
+    std::string line;
+    while (std::getline(status, line)) {
+      if (line.rfind("Uid:", 0) == 0) uid = line;
+    }
+    if (uid.find("\t0\t") == std::string::npos) break;
+    std::this_thread::sleep_for(50ms);
   }
   EXPECT_EQ(uid.find("\t0\t"), std::string::npos) << uid;  // no real, effective or saved uid 0 left
   EXPECT_NE(uid, "") << "no Uid line";
