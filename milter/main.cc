@@ -7,12 +7,11 @@
 //
 // Signals: SIGTERM or SIGINT stop it (connections in progress are given libmilter's grace time); SIGHUP
 // reloads chainmail.conf: new messages use the new runtime, messages in flight finish on theirs, a bad file
-// keeps the running configuration. libmilter's own signal thread sigwait()s for SIGHUP too and would stop the
-// milter on it. So the main thread is the only thread that never blocks these signals: it handles them with a
-// handler that writes to a self-pipe, and every other thread (libmilter's, the socketmap server's,
-// libunbound's) is created with them blocked. Linux delivers a process-directed signal to the main thread
-// when it does not block it (kernel/signal.c complete_signal), so libmilter's thread never gets one, even
-// during start-up (a sigwait()ing main thread would leave a window while it is not yet waiting).
+// keeps the running configuration. A handler on the three signals writes the signal number to a self-pipe
+// that the main thread reads; it may run in any thread that does not block them, and does nothing else.
+// libmilter's own signal thread would sigwait() for the same signals and stop the milter on SIGHUP;
+// libmilter_signals.cc parks it. If smfi_main returns without being asked to (its listener failed), the
+// libmilter thread writes 0 to the pipe so the daemon exits instead of serving only the socketmap.
 //
 // Every libmilter callback is a noexcept shim (guard()): an exception tempfails the message with 451 4.3.0
 // and a log line; nothing is accepted unchecked and the daemon keeps running.
@@ -22,7 +21,7 @@
 // accepted sockets inherit TCP_NODELAY from the listener, so it is set on libmilter's listening socket.
 //
 // Exit status: 0 after a signal; 78 (EX_CONFIG) for a bad configuration; 69 (EX_UNAVAILABLE) when a socket
-// cannot be opened or privileges cannot be dropped.
+// cannot be opened or privileges cannot be dropped; 70 (EX_SOFTWARE) when libmilter stops unasked.
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -84,8 +83,8 @@ extern "C" void on_signal(int sig) {
 
 const std::array<int, 3> kSignals = {SIGHUP, SIGTERM, SIGINT};
 
-// Blocks the daemon's signals in the calling thread (the libmilter thread, before smfi_main starts the
-// signal thread that inherits the mask).
+// Blocks the daemon's signals in the calling thread (the libmilter thread, so that its connection threads
+// never run the handler in the middle of libmilter's work).
 void block_signals() {
   sigset_t set;
   sigemptyset(&set);
@@ -107,7 +106,15 @@ bool install_signal_handlers() {
   return true;
 }
 
-// The next signal from the self-pipe.
+// Written to the self-pipe by the libmilter thread when smfi_main returns.
+constexpr int kMilterStopped = 0;
+
+void notify_milter_stopped() {
+  const auto byte = static_cast<unsigned char>(kMilterStopped);
+  [[maybe_unused]] const auto n = ::write(g_signal_pipe[1], &byte, 1);
+}
+
+// The next signal from the self-pipe, or kMilterStopped.
 int next_signal() {
   unsigned char byte = 0;
   while (true) {
@@ -406,7 +413,9 @@ int run(const std::string& config_path, const std::string& listen_override) {
   daemon.runtime = build_runtime(config_path, listen_override, *daemon.engines, log);
   if (!daemon.runtime) return EX_CONFIG;
   g_daemon = &daemon;
-  const Config& config = daemon.runtime->config;
+  // A copy: the sockets are opened with it and a reload compares against it, while the runtime it came from
+  // is freed once a reload has replaced it and its last message has finished.
+  const Config config = daemon.runtime->config;
 
   smfiDesc desc{};
   desc.xxfi_name = const_cast<char*>("chainmail-milter");
@@ -469,12 +478,19 @@ int run(const std::string& config_path, const std::string& listen_override) {
   std::thread milter([&milter_status] {
     block_signals();
     milter_status = smfi_main();
+    notify_milter_stopped();
   });
   log.info("listening on " + spec +
            (socketmap ? ", socketmap on " + config.socketmap.listen : std::string()) + ", authserv-id " +
            daemon.runtime->authserv_id);
   while (true) {
     const int sig = next_signal();
+    if (sig == kMilterStopped) {
+      log.error("libmilter stopped unasked (see its messages above); exiting");
+      milter.join();
+      if (socketmap) socketmap->stop();
+      return EX_SOFTWARE;
+    }
     if (sig != SIGHUP) {
       log.info("stopping on signal " + std::to_string(sig));
       break;

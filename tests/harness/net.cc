@@ -7,6 +7,9 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <mutex>
+#include <set>
+#include <stdexcept>
 #include <system_error>
 #include <thread>
 
@@ -23,9 +26,8 @@ sockaddr_in loopback(std::uint16_t port) {
   return addr;
 }
 
-}  // namespace
-
-std::uint16_t free_port() {
+// A port the kernel considers free now.
+std::uint16_t pick_port() {
   UniqueFd sock(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
   if (sock.get() < 0) throw std::system_error(errno, std::generic_category(), "free_port: socket");
   sockaddr_in addr = loopback(0);
@@ -37,6 +39,22 @@ std::uint16_t free_port() {
     throw std::system_error(errno, std::generic_category(), "free_port: getsockname");
   }
   return ntohs(addr.sin_port);
+}
+
+}  // namespace
+
+// The kernel may pick the same free port twice in a row (nothing holds it between the calls), and a test
+// that asks for two ports, then starts one daemon on both, fails with EADDRINUSE. So this process never
+// hands out a port twice.
+std::uint16_t free_port() {
+  static std::mutex mu;
+  static std::set<std::uint16_t> given;
+  for (int attempt = 0; attempt < 100; ++attempt) {
+    const std::uint16_t port = pick_port();
+    const std::lock_guard lock(mu);
+    if (given.insert(port).second) return port;
+  }
+  throw std::runtime_error("free_port: the kernel keeps picking ports this process already handed out");
 }
 
 bool wait_for_port(std::uint16_t port, std::chrono::milliseconds timeout) {
