@@ -15,6 +15,14 @@ constexpr std::array<std::string_view, 2> kLoopback{"127.0.0.0/8", "::1/128"};
 constexpr std::array<std::string_view, 1> kOriginating{"ORIGINATING"};
 constexpr std::array<std::string_view, 3> kDemoAliasDomains{"pydis.com", "pythondiscord.com", "owlcorp.uk"};
 
+// RFC 5322 section 3.6.8: a field name is printable US-ASCII except the colon.
+bool is_header_name(std::string_view name) {
+  for (const char ch : name) {
+    if (ch < 33 || ch > 126 || ch == ':') return false;
+  }
+  return !name.empty();
+}
+
 // Every parameter of chainmail.conf. Keep entries grouped by section, in the order the sample file uses.
 const std::array kParams = {
     Param{"domains.main", "The main hosted domain; domain aliases and the directory's mail values use it.",
@@ -119,6 +127,49 @@ const std::array kParams = {
         IntParam{30000, 10, 3600000, [](Config& c) -> std::int64_t& { return c.socketmap.idle_timeout_ms; }}},
     Param{"socketmap.max_clients", "Connections served at once; more wait in the listen queue.",
           IntParam{64, 1, 10000, [](Config& c) -> std::int64_t& { return c.socketmap.max_clients; }}},
+
+    Param{"auth.login_filter",
+          "Filter finding the entry a login names, inside directory.user_base: %u the uid the login gives "
+          "(a bare name, or the local part of an address on a hosted domain), %s that address on the main "
+          "domain (or on the internal domain for a service account). Values are escaped.",
+          StringParam{"(&(objectClass=inetOrgPerson)(|(uid=%u)(mail=%s)))",
+                      [](Config& c) -> std::string& { return c.auth.login_filter; }}},
+    Param{"auth.gate_group",
+          "Group (cn, under directory.group_base) a user must be in to log in. Empty: no gate.",
+          StringParam{"mailusers", [](Config& c) -> std::string& { return c.auth.gate_group; }}},
+    Param{"auth.gate_attribute", "Attribute of a user entry that lists the DNs of its groups.",
+          StringParam{"memberOf", [](Config& c) -> std::string& { return c.auth.gate_attribute; }}},
+    Param{"auth.uid", "System user (name or number) that owns the mail of every user (userdb uid).",
+          StringParam{"vmail", [](Config& c) -> std::string& { return c.auth.uid; }}},
+    Param{"auth.gid", "System group (name or number) of that mail (userdb gid).",
+          StringParam{"vmail", [](Config& c) -> std::string& { return c.auth.gid; }}},
+    Param{"auth.home", "Home directory template (userdb home): %u the uid, %d the main domain.",
+          StringParam{"/var/vmail/%d/%u", [](Config& c) -> std::string& { return c.auth.home; }}},
+    Param{"auth.mail_location", "Mail location template (userdb mail); ~ is the home directory.",
+          StringParam{"maildir:~/Maildir", [](Config& c) -> std::string& { return c.auth.mail_location; }}},
+    Param{"auth.sieve", "The user's active Sieve script (userdb sieve). Empty: none.",
+          StringParam{"~/.dovecot.sieve", [](Config& c) -> std::string& { return c.auth.sieve; }}},
+    Param{"auth.sieve_dir", "Where the user's Sieve scripts live (userdb sieve_dir). Empty: none.",
+          StringParam{"~/sieve", [](Config& c) -> std::string& { return c.auth.sieve_dir; }}},
+    Param{"auth.max_login_length", "Longest login name accepted; a longer one is refused without a lookup.",
+          IntParam{320, 16, 4096, [](Config& c) -> std::int64_t& { return c.auth.max_login_length; }}},
+    Param{"auth.max_password_length", "Longest password accepted; a longer one is refused without a bind.",
+          IntParam{1024, 16, 65536, [](Config& c) -> std::int64_t& { return c.auth.max_password_length; }}},
+
+    Param{"lmtp.folder_template",
+          "Folder for mail that reached a user through a group or alias: %n its name (sanitised). "
+          "Empty: always INBOX.",
+          StringParam{"%n", [](Config& c) -> std::string& { return c.lmtp.folder_template; }}},
+    Param{"lmtp.opt_out_attribute",
+          "User attribute that, when TRUE, keeps group and alias mail in INBOX. Empty: nobody opts out.",
+          StringParam{"", [](Config& c) -> std::string& { return c.lmtp.opt_out_attribute; }}},
+    Param{"lmtp.trace_header",
+          "Header added to each delivered copy (original recipient -> rule -> mailbox); the same header "
+          "arriving from outside is removed.",
+          StringParam{"X-Chainmail-Route", [](Config& c) -> std::string& { return c.lmtp.trace_header; }}},
+    Param{"lmtp.max_folder_length",
+          "Longest folder name made from directory data; longer falls back to INBOX.",
+          IntParam{100, 8, 1000, [](Config& c) -> std::int64_t& { return c.lmtp.max_folder_length; }}},
 
     Param{
         "milter.listen",
@@ -324,6 +375,17 @@ std::vector<ConfigError> validate(const Config& c) {
   }
   if (!m.authserv_id.empty() && !valid_domain_name(m.authserv_id))
     err("milter.authserv_id", "\"" + m.authserv_id + "\" is not a host name");
+  const auto& a = c.auth;
+  if (a.login_filter.empty() || a.login_filter.front() != '(' || a.login_filter.back() != ')')
+    err("auth.login_filter", "a filter is enclosed in parentheses");
+  if (a.login_filter.find("%u") == std::string::npos && a.login_filter.find("%s") == std::string::npos)
+    err("auth.login_filter", "the login filter must use the login (%u or %s)");
+  for (const auto& [key, v] : {std::pair{"auth.uid", &a.uid}, std::pair{"auth.gid", &a.gid}}) {
+    if (v->empty()) err(key, "must name a system user or group, or a number");
+  }
+  if (a.home.empty() || a.home.front() != '/') err("auth.home", "the home template is an absolute path");
+  if (c.lmtp.trace_header.empty() || !is_header_name(c.lmtp.trace_header))
+    err("lmtp.trace_header", "\"" + c.lmtp.trace_header + "\" is not a header field name");
   for (const auto& [domain, keys] : c.dkim.signing) {
     if (!valid_domain_name(domain)) err("dkim.signing." + domain, "\"" + domain + "\" is not a domain name");
     for (const auto& k : keys) {

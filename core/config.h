@@ -112,6 +112,29 @@ struct Config {
     bool enforce_quarantine = true;
   } dmarc;
 
+  // Dovecot auth plugin (dovecot-plugin/auth): who may log in, and the userdb answer.
+  struct Auth {
+    std::string login_filter;
+    std::string gate_group;
+    std::string gate_attribute;
+    std::string uid;
+    std::string gid;
+    std::string home;
+    std::string mail_location;
+    std::string sieve;
+    std::string sieve_dir;
+    std::int64_t max_login_length = 0;
+    std::int64_t max_password_length = 0;
+  } auth;
+
+  // Dovecot LMTP hook (dovecot-plugin/lmtp): folders for group and alias mail, the trace header.
+  struct Lmtp {
+    std::string folder_template;
+    std::string opt_out_attribute;
+    std::string trace_header;
+    std::int64_t max_folder_length = 0;
+  } lmtp;
+
   // domains.main, the aliases and the internal domain: the domains whose recipients the chain decides.
   bool is_hosted_domain(std::string_view domain) const;
 
