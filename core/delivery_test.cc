@@ -21,7 +21,9 @@ RouteResult routed(std::vector<Target> targets) {
   return r;
 }
 
-const Step kUserAlice{Rule::user, "alice@pydis.wtf", "uid=alice"};
+Step user_alice() {
+  return {Rule::user, "alice@pydis.wtf", "uid=alice"};
+}
 
 TEST(FindVia, GroupMemberIsFiledUnderTheGroup) {
   const RouteResult r = routed({
@@ -29,7 +31,7 @@ TEST(FindVia, GroupMemberIsFiledUnderTheGroup) {
               {{Rule::group, "devops@pydis.wtf", "cn=devops"}, {Rule::user, "bob@pydis.wtf", ""}}),
       mailbox("alice@localhost", {{Rule::group, "devops@pydis.wtf", "cn=devops"},
                                   {Rule::member, "alice@pydis.wtf", "uid=alice"},
-                                  kUserAlice}),
+                                  user_alice()}),
   });
   const auto via = find_via(r, "alice", "localhost", "+");
   ASSERT_TRUE(via);
@@ -42,7 +44,7 @@ TEST(FindVia, OutermostRuleWinsAndDetailAndCaseAreIgnored) {
       mailbox("Alice+x@LOCALHOST", {{Rule::domain_alias, "PostMaster+x@pydis.com", ""},
                                     {Rule::alias, "PostMaster+x@pydis.com", "devops"},
                                     {Rule::group, "devops+x@pydis.wtf", "cn=devops"},
-                                    kUserAlice}),
+                                    user_alice()}),
   });
   const auto via = find_via(r, "alice", "localhost", "+");
   ASSERT_TRUE(via);
@@ -51,7 +53,7 @@ TEST(FindVia, OutermostRuleWinsAndDetailAndCaseAreIgnored) {
 }
 
 TEST(FindVia, DirectDeliveryIsUser) {
-  const auto via = find_via(routed({mailbox("alice@localhost", {kUserAlice})}), "alice", "localhost", "+");
+  const auto via = find_via(routed({mailbox("alice@localhost", {user_alice()})}), "alice", "localhost", "+");
   ASSERT_TRUE(via);
   EXPECT_EQ(via->kind, ViaKind::user);
   EXPECT_EQ(via->name, "");
