@@ -3,7 +3,8 @@
 //   chainmail route [--config FILE] [--json] [--stats] ADDRESS...   where each address routes, and why
 //   chainmail config defaults                                       every parameter with default and help
 //   chainmail config check FILE                                     every error of a configuration file
-//   chainmail socketmap [--config FILE] [--listen SPEC]              serve Postfix's socketmap map "route"
+//   chainmail socketmap [--config FILE] [--listen SPEC]              serve Postfix's socketmap maps "route",
+//   "senders"
 //
 // Exit status follows sysexits(3) where it matters to scripts: 75 temporary trouble (try again), 78
 // configuration error, 64 usage; for route also 1 when some address is not routed.
@@ -24,6 +25,7 @@
 #include "cli/route_report.h"
 #include "core/route_format.h"
 #include "core/router.h"
+#include "core/senders.h"
 
 namespace {
 
@@ -107,9 +109,10 @@ std::shared_ptr<const Runtime> make_runtime(const std::string& config_path, cons
 
 // One line per trouble answer: the operator must learn that mail is waiting, and why. Keys are truncated and
 // sanitized; one fputs keeps concurrent lines whole.
-void log_trouble(std::string_view key, const std::string& reply) {
-  const std::string line =
-      "chainmail: socketmap: route " + chainmail::sanitize(key.substr(0, 320)) + ": " + reply + "\n";
+void log_trouble(std::string_view map, std::string_view key, const std::string& reply) {
+  std::string line = "chainmail: socketmap: ";
+  line += map;
+  line += " " + chainmail::sanitize(key.substr(0, 320)) + ": " + reply + "\n";
   std::fputs(line.c_str(), stderr);
 }
 
@@ -135,10 +138,19 @@ int cmd_socketmap(const std::string& config_path, const std::string& listen) {
       {sm.listen, static_cast<std::size_t>(sm.max_request), static_cast<std::size_t>(sm.max_reply),
        std::chrono::milliseconds(sm.idle_timeout_ms), static_cast<std::size_t>(sm.max_clients)},
       [&current](std::string_view name, std::string_view key) -> std::string {
-        if (name != "route") return "PERM unknown map (this server answers map \"route\")";
         const auto rt = current();
-        std::string reply = chainmail::socketmap_reply(rt->router.route(key, chainmail::Router::Explain::no));
-        if (reply.rfind("TEMP", 0) == 0) log_trouble(key, reply);
+        std::string reply;
+        if (name == "route") {
+          reply = chainmail::socketmap_reply(rt->router.route(key, chainmail::Router::Explain::no));
+        } else if (name == "senders") {
+          // The stack is const only because the runtime is shared between threads; the router already holds
+          // a non-const reference to the same directory, whose implementations are thread-safe.
+          chainmail::Directory& directory = const_cast<chainmail::DirectoryStack&>(rt->directory).directory();
+          reply = chainmail::senders_socketmap_reply(chainmail::sender_logins(rt->config, directory, key));
+        } else {
+          return "PERM unknown map (this server answers maps \"route\" and \"senders\")";
+        }
+        if (reply.rfind("TEMP", 0) == 0) log_trouble(name, key, reply);
         return reply;
       });
   try {
@@ -147,7 +159,7 @@ int cmd_socketmap(const std::string& config_path, const std::string& listen) {
     std::cerr << "chainmail: socketmap: " << e.what() << "\n";
     return EX_UNAVAILABLE;
   }
-  std::cerr << "chainmail: socketmap: serving map \"route\" on " << sm.listen
+  std::cerr << "chainmail: socketmap: serving maps \"route\" and \"senders\" on " << sm.listen
             << (server.port() != 0 ? " (port " + std::to_string(server.port()) + ")" : "") << "\n";
   while (true) {
     int sig = 0;
@@ -198,7 +210,8 @@ int main(int argc, char** argv) {
   std::string check_path;
   check->add_option("file", check_path, "The file to check")->required();
 
-  auto* socketmap = app.add_subcommand("socketmap", "Serve Postfix's socketmap protocol (map \"route\")");
+  auto* socketmap =
+      app.add_subcommand("socketmap", "Serve Postfix's socketmap protocol (maps \"route\" and \"senders\")");
   std::string listen;
   socketmap->add_option("--config", config_path, "Configuration file");
   socketmap->add_option("--listen", listen, "inet:HOST:PORT or unix:PATH (default: socketmap.listen)");

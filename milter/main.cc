@@ -49,6 +49,7 @@
 #include "adapters/mime/from_header.h"
 #include "adapters/socketmap_server.h"
 #include "core/route_format.h"
+#include "core/senders.h"
 #include "milter/log.h"
 #include "milter/runtime.h"
 #include "milter/session.h"
@@ -458,11 +459,20 @@ int run(const std::string& config_path, const std::string& listen_override) {
             sm.listen, static_cast<std::size_t>(sm.max_request), static_cast<std::size_t>(sm.max_reply),
             std::chrono::milliseconds(sm.idle_timeout_ms), static_cast<std::size_t>(sm.max_clients)},
         [&daemon](std::string_view name, std::string_view key) -> std::string {
-          if (name != "route") return "PERM unknown map (this server answers map \"route\")";
           const auto rt = daemon.current();
-          std::string reply = socketmap_reply(rt->router.route(key, Router::Explain::no));
+          std::string reply;
+          if (name == "route") {
+            reply = socketmap_reply(rt->router.route(key, Router::Explain::no));
+          } else if (name == "senders") {
+            // The stack is const only because the runtime is shared between threads; the router already
+            // holds a non-const reference to the same directory, whose implementations are thread-safe.
+            Directory& directory = const_cast<DirectoryStack&>(rt->directory).directory();
+            reply = senders_socketmap_reply(sender_logins(rt->config, directory, key));
+          } else {
+            return "PERM unknown map (this server answers maps \"route\" and \"senders\")";
+          }
           if (reply.rfind("TEMP", 0) == 0)
-            daemon.log->warning("socketmap: route " + untrusted(key, 320) + ": " + reply);
+            daemon.log->warning("socketmap: " + std::string(name) + " " + untrusted(key, 320) + ": " + reply);
           return reply;
         });
     try {
