@@ -172,6 +172,41 @@ const std::array kParams = {
           IntParam{100, 8, 1000, [](Config& c) -> std::int64_t& { return c.lmtp.max_folder_length; }}},
 
     Param{
+        "services",
+        "Service-mail recipients (Postfix pipes their mail to chainmail-service-mail): address or bare local "
+        "part = \"kind\" or \"kind:argument\". Kinds: dmarc-reports (argument: the Maildir to file into; "
+        "default dmarc_reports.maildir).",
+        TableParam{true, [](Config& c) -> StringTable& { return c.services; },
+                   "\"dmarc\" = \"dmarc-reports:/var/vmail/int.pydis.wtf/dmarc/Maildir\""}},
+    Param{"service_mail.log", "Where chainmail-service-mail logs: syslog (mail facility) or stderr.",
+          StringParam{"syslog", [](Config& c) -> std::string& { return c.service_mail.log; }}},
+
+    Param{"dmarc_reports.maildir",
+          "Maildir++ root of the DMARC service account (a dmarc-reports service without an argument files "
+          "here). Folders are created and subscribed on first use.",
+          StringParam{"/var/vmail/int.pydis.wtf/dmarc/Maildir",
+                      [](Config& c) -> std::string& { return c.dmarc_reports.maildir; }}},
+    Param{"dmarc_reports.folder_new", "Folder for valid aggregate reports (the DMARC exporter reads it).",
+          StringParam{"Reports.New", [](Config& c) -> std::string& { return c.dmarc_reports.folder_new; }}},
+    Param{"dmarc_reports.folder_invalid", "Folder for aggregate reports that do not parse or are unsafe.",
+          StringParam{"Reports.Invalid",
+                      [](Config& c) -> std::string& { return c.dmarc_reports.folder_invalid; }}},
+    Param{"dmarc_reports.folder_failures", "Folder for failure reports (RFC 6591 and non-ARF ones).",
+          StringParam{"Failures", [](Config& c) -> std::string& { return c.dmarc_reports.folder_failures; }}},
+    Param{"dmarc_reports.max_message_bytes",
+          "Largest message read from Postfix; a larger one is refused (permanent, EX_DATAERR).",
+          IntParam{64 << 20, 1024, std::int64_t{1} << 32,
+                   [](Config& c) -> std::int64_t& { return c.dmarc_reports.max_message_bytes; }}},
+    Param{"dmarc_reports.max_decompressed_bytes",
+          "Most bytes a report may decompress to (all archive members together); more is unsafe (Invalid).",
+          IntParam{32 << 20, 1024, std::int64_t{1} << 32,
+                   [](Config& c) -> std::int64_t& { return c.dmarc_reports.max_decompressed_bytes; }}},
+    Param{"dmarc_reports.max_zip_members", "Most members a zipped report may hold; more is unsafe (Invalid).",
+          IntParam{16, 1, 10000, [](Config& c) -> std::int64_t& { return c.dmarc_reports.max_zip_members; }}},
+    Param{"dmarc_reports.max_xml_depth", "Deepest element nesting parsed in a report; deeper is Invalid.",
+          IntParam{32, 8, 1000, [](Config& c) -> std::int64_t& { return c.dmarc_reports.max_xml_depth; }}},
+
+    Param{
         "milter.listen",
         "Where chainmail-milter listens, in libmilter's syntax: unix:PATH or inet:PORT@HOST (TCP_NODELAY is "
         "set, so replies are not held back by Nagle's algorithm).",
@@ -254,12 +289,28 @@ std::string absolute_base(const std::string& base, const std::string& base_dn) {
   return base + "," + base_dn;
 }
 
+// A Maildir++ folder name: dot-separated non-empty parts, no '/' and no control characters.
+bool valid_folder_name(std::string_view name) {
+  if (name.empty() || name.front() == '.' || name.back() == '.' || name.find("..") != std::string_view::npos)
+    return false;
+  for (const char ch : name) {
+    if (static_cast<unsigned char>(ch) < 32 || ch == '/' || ch == 127) return false;
+  }
+  return name != "INBOX";
+}
+
 bool valid_domain_name(const std::string& d) {
   const auto parsed = parse_address("x@" + d);
   return parsed.address && d.front() != '[';
 }
 
 }  // namespace
+
+ServiceSpec parse_service_spec(std::string_view value) {
+  const auto colon = value.find(':');
+  if (colon == std::string_view::npos) return {std::string(value), {}};
+  return {std::string(value.substr(0, colon)), std::string(value.substr(colon + 1))};
+}
 
 std::span<const Param> params() {
   return kParams;
@@ -393,6 +444,36 @@ std::vector<ConfigError> validate(const Config& c) {
       if (colon == std::string::npos || colon == 0 || colon + 1 == k.size() ||
           !is_dot_atom(k.substr(0, colon)))
         err("dkim.signing." + domain, "\"" + k + "\" is not \"selector:/path/to/key.pem\"");
+    }
+  }
+
+  for (const auto& [key, values] : c.services) {
+    if (!is_dot_atom(key) && !parse_address(key).address)
+      err("services." + key, "\"" + key + "\" is neither an address nor a local part");
+    if (values.size() != 1) {
+      err("services." + key, "a service entry is one \"kind\" or \"kind:argument\" string");
+      continue;
+    }
+    const auto spec = parse_service_spec(values.front());
+    if (spec.kind != kServiceDmarcReports) {
+      err("services." + key, "unknown service kind \"" + spec.kind + "\" (known: dmarc-reports)");
+    } else if (!spec.argument.empty() && spec.argument.front() != '/') {
+      err("services." + key, "the Maildir of a dmarc-reports service is an absolute path");
+    }
+  }
+  if (c.service_mail.log != "syslog" && c.service_mail.log != "stderr")
+    err("service_mail.log", "\"" + c.service_mail.log + "\" is neither syslog nor stderr");
+  const auto& r = c.dmarc_reports;
+  if (r.maildir.empty() || r.maildir.front() != '/')
+    err("dmarc_reports.maildir", "the Maildir is an absolute path");
+  std::set<std::string> folders;
+  for (const auto& [key, f] : {std::pair{"dmarc_reports.folder_new", &r.folder_new},
+                               std::pair{"dmarc_reports.folder_invalid", &r.folder_invalid},
+                               std::pair{"dmarc_reports.folder_failures", &r.folder_failures}}) {
+    if (!valid_folder_name(*f)) {
+      err(key, "\"" + *f + "\" is not a Maildir++ folder name (dot-separated parts, no '/', not INBOX)");
+    } else if (!folders.insert(*f).second) {
+      err(key, "folder \"" + *f + "\" is used twice");
     }
   }
   return errors;

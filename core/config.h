@@ -135,6 +135,24 @@ struct Config {
     std::int64_t max_folder_length = 0;
   } lmtp;
 
+  // service-mail (the pipe transport): recipient -> "kind" or "kind:argument" (dmarc-reports: a Maildir).
+  StringTable services;
+  struct ServiceMail {
+    std::string log;
+  } service_mail;
+
+  // The dmarc-reports service: where reports are filed and the limits on what is parsed.
+  struct DmarcReports {
+    std::string maildir;
+    std::string folder_new;
+    std::string folder_invalid;
+    std::string folder_failures;
+    std::int64_t max_message_bytes = 0;
+    std::int64_t max_decompressed_bytes = 0;
+    std::int64_t max_zip_members = 0;
+    std::int64_t max_xml_depth = 0;
+  } dmarc_reports;
+
   // domains.main, the aliases and the internal domain: the domains whose recipients the chain decides.
   bool is_hosted_domain(std::string_view domain) const;
 
@@ -185,6 +203,16 @@ struct ConfigError {
   std::string key;  // the parameter (and table key) concerned, for locating it in the file
   std::string message;
 };
+
+// A [services] entry split into its kind and argument ("dmarc-reports:/srv/Maildir" -> kind, argument).
+struct ServiceSpec {
+  std::string kind;
+  std::string argument;  // empty when the entry has none
+};
+ServiceSpec parse_service_spec(std::string_view value);
+
+// The service kinds service-mail knows; validate() refuses any other.
+inline constexpr std::string_view kServiceDmarcReports = "dmarc-reports";
 
 // Checks that go beyond one value's type and bounds: domains are valid and distinct, table keys and targets
 // are addresses, an LDAP or LDIF directory is configured, the delimiter is sane.

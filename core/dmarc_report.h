@@ -1,0 +1,104 @@
+// dmarc_report.h - the DMARC aggregate report model and its parser (RFC 7489 appendix C, RFC 9990).
+//
+// parse_aggregate_report() turns the XML of one aggregate report (already decompressed; a buffer, no I/O)
+// into an AggregateReport, or says why it is not one. Both schemas are read: RFC 7489's (no namespace) and
+// RFC 9990's (namespace urn:ietf:params:xml:ns:dmarc-2.0); elements are matched by local name, unknown ones
+// are skipped. Enumerated values are checked as the schemas spell them ("pass", not "Pass"): a report that
+// does not follow its schema is Invalid, so that what reaches Reports.New can be trusted by the tools reading
+// it.
+//
+// SECURITY: the input is attacker data. libxml2's xmlTextReader parses it with XML_PARSE_NONET, without DTD
+// loading, validation or entity substitution, and with libxml2's own size limits kept (no XML_PARSE_HUGE). A
+// document with a DOCTYPE is Invalid before libxml2 sees it (so neither billion-laughs nor external entities
+// can be declared), and again if the reader meets one. chainmail's external entity loader refuses everything,
+// so no file or URL is ever opened. Element depth and text length are capped.
+//
+// DIAGNOSTICS: an Invalid result carries a short reason (libxml2's message or the schema rule broken); it is
+// attacker-influenced text: cut and escape it before logging. Nothing is thrown; nothing is printed.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace chainmail {
+
+enum class ReportSchema { Rfc7489, Rfc9990 };
+
+struct DmarcReportMetadata {
+  std::string org_name;
+  std::string email;
+  std::string extra_contact_info;
+  std::string report_id;
+  std::int64_t begin = 0;  // date_range, seconds since the epoch (UTC)
+  std::int64_t end = 0;
+  std::vector<std::string> errors;
+};
+
+struct DmarcPolicyPublished {
+  std::string domain;
+  std::string adkim;  // "r" or "s"; empty when absent
+  std::string aspf;
+  std::string p;  // none, quarantine, reject
+  std::string sp;
+  std::string np;                // RFC 9990
+  std::optional<int> pct;        // RFC 7489
+  std::string fo;                // as written
+  std::string testing;           // RFC 9990: "y" or "n"
+  std::string discovery_method;  // RFC 9990: "psl" or "treewalk"
+};
+
+struct DmarcAuthResult {
+  std::string domain;
+  std::string selector;  // DKIM only
+  std::string scope;     // SPF only (mfrom, helo)
+  std::string result;    // as the schema spells it
+};
+
+struct DmarcRecord {
+  std::string source_ip;
+  std::uint64_t count = 0;
+  std::string disposition;  // none, quarantine, reject (RFC 9990 also pass)
+  std::string dkim;         // policy_evaluated: pass or fail
+  std::string spf;
+  std::vector<std::string> reasons;  // policy_evaluated/reason/type values
+  std::string header_from;
+  std::string envelope_from;
+  std::string envelope_to;
+  std::vector<DmarcAuthResult> dkim_results;
+  std::vector<DmarcAuthResult> spf_results;
+};
+
+struct AggregateReport {
+  ReportSchema schema = ReportSchema::Rfc7489;
+  std::string version;  // empty when absent
+  DmarcReportMetadata metadata;
+  DmarcPolicyPublished policy;
+  std::vector<DmarcRecord> records;
+
+  std::uint64_t message_count() const;  // the sum of the records' counts
+};
+
+struct ReportParseLimits {
+  std::size_t max_depth = 32;         // element nesting; <feedback> is depth 1
+  std::size_t max_text = 64 * 1024;   // characters of one element's text
+  std::size_t max_records = 1000000;  // records in one report
+};
+
+// Either a report, or the reason the document is not a valid one.
+struct ReportParseResult {
+  std::optional<AggregateReport> report;
+  std::string error;  // set exactly when report is empty
+  bool ok() const { return report.has_value(); }
+};
+
+ReportParseResult parse_aggregate_report(std::string_view xml, const ReportParseLimits& limits = {}) noexcept;
+
+// True when the bytes look like the start of an aggregate report (an XML document whose root element is
+// <feedback>), so a part of unknown type can be recognised. Cheap; parses nothing.
+bool looks_like_aggregate_report(std::string_view data);
+
+}  // namespace chainmail
