@@ -226,6 +226,11 @@ std::map<std::string, std::string, std::less<>> Mta::template_values(const MtaOp
       {"RELAYHOST", relayhost},
       {"SMTPD_LISTEN", smtp_server()},
       {"SUBMISSION_LISTEN", submission_server()},
+      {"SUBMISSIONS_LISTEN", submissions_server()},
+      {"TLS_CERT_FILE", options.submission ? options.submission->cert_file.string() : std::string()},
+      {"TLS_KEY_FILE", options.submission ? options.submission->key_file.string() : std::string()},
+      // Postfix refuses an empty smtpd_sasl_path even with AUTH off; "smtpd" is its default.
+      {"SASL_PATH", options.submission ? options.submission->sasl_path : std::string("smtpd")},
       {"SERVICE_USER", options.service_user},
       {"SERVICE_MAIL", options.service_mail},
   };
@@ -238,7 +243,7 @@ void Mta::configure(const MtaOptions& options) {
   std::string main_cf = fill_template(read_file(conf_dir / "main.cf.in"), values);
   if (options.socketmap.empty()) {
     // "socketmap::route" is not a table; with no socketmap there is no alias table at all.
-    main_cf += "\n# harness: no socketmap\nvirtual_alias_maps =\n";
+    main_cf += "\n# harness: no socketmap\nvirtual_alias_maps =\nsmtpd_sender_login_maps =\n";
   }
   write_file(config_dir_ / "main.cf", main_cf);
   write_file(config_dir_ / "master.cf", fill_template(read_file(conf_dir / "master.cf.in"), values));
@@ -255,6 +260,9 @@ void Mta::configure(const MtaOptions& options) {
       {"smtp_connect_timeout", "2s"},
       {"inet_protocols", "ipv4"},
   };
+  // Without a certificate nothing offers TLS (an empty smtpd_tls_cert_file with "may" logs a warning per
+  // connection).
+  if (!options.submission) settings["smtpd_tls_security_level"] = "none";
   for (const auto& [name, value] : options.main_cf) settings[name] = value;
   std::vector<std::string> argv = {"postconf", "-c", config_dir_.string(), "-e"};
   for (const auto& [name, value] : settings) argv.push_back(name + "=" + value);
@@ -262,15 +270,31 @@ void Mta::configure(const MtaOptions& options) {
   if (r.exit_code != 0 || !r.err.empty()) {
     throw std::runtime_error("postconf -e failed (exit " + std::to_string(r.exit_code) + "): " + r.err);
   }
-  if (!options.master_cf.empty()) {
-    argv = {"postconf", "-c", config_dir_.string(), "-P"};
-    for (std::string setting : options.master_cf) {
-      for (const auto& [alias, listen] :
-           {std::pair{"@SMTPD@", smtp_server()}, {"@SUBMISSION@", submission_server()}}) {
-        if (setting.starts_with(alias)) setting.replace(0, std::string_view(alias).size(), listen);
-      }
-      argv.push_back(setting);
+  std::vector<std::string> master_cf;
+  if (!options.submission) {
+    // The milter suites submit from loopback without TLS or AUTH (they have no Dovecot): the submission
+    // listener as it was before conf/postfix required both. The implicit-TLS listener has no certificate.
+    const std::string sub = submission_server() + "/inet/";
+    for (const char* o : {"smtpd_tls_security_level=none", "smtpd_sasl_auth_enable=no",
+                          "smtpd_client_restrictions=permit_mynetworks,reject", "smtpd_sender_restrictions=",
+                          "smtpd_relay_restrictions=permit_mynetworks,reject_unauth_destination"})
+      master_cf.push_back(sub + o);
+    r = run({"postconf", "-c", config_dir_.string(), "-M#", submissions_server() + "/inet"});
+    if (r.exit_code != 0 || !r.err.empty()) {
+      throw std::runtime_error("postconf -M# failed (exit " + std::to_string(r.exit_code) + "): " + r.err);
     }
+  }
+  for (std::string setting : options.master_cf) {
+    for (const auto& [alias, listen] : {std::pair{"@SMTPD@", smtp_server()},
+                                        {"@SUBMISSIONS@", submissions_server()},
+                                        {"@SUBMISSION@", submission_server()}}) {
+      if (setting.starts_with(alias)) setting.replace(0, std::string_view(alias).size(), listen);
+    }
+    master_cf.push_back(setting);
+  }
+  if (!master_cf.empty()) {
+    argv = {"postconf", "-c", config_dir_.string(), "-P"};
+    argv.insert(argv.end(), master_cf.begin(), master_cf.end());
     r = run(argv);
     if (r.exit_code != 0 || !r.err.empty()) {
       throw std::runtime_error("postconf -P failed (exit " + std::to_string(r.exit_code) + "): " + r.err);
@@ -289,6 +313,10 @@ void Mta::start(const MtaOptions& options) {
   do {
     submission_port_ = free_port();
   } while (submission_port_ == smtp_port_);
+  do {
+    submissions_port_ = free_port();
+  } while (submissions_port_ == smtp_port_ || submissions_port_ == submission_port_);
+  submissions_enabled_ = options.submission.has_value();
   configure(options);
 
   // postfix check creates the queue's subfolders with their owners and modes (postfix-script check-fatal);
@@ -301,7 +329,8 @@ void Mta::start(const MtaOptions& options) {
   process_ = Process({kMasterDaemon, "-c", config_dir_.string(), "-s"}, dir_.path() / "master.out");
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
   while (!wait_for_port(smtp_port_, std::chrono::milliseconds(50)) ||
-         !wait_for_port(submission_port_, std::chrono::milliseconds(50))) {
+         !wait_for_port(submission_port_, std::chrono::milliseconds(50)) ||
+         (submissions_enabled_ && !wait_for_port(submissions_port_, std::chrono::milliseconds(50)))) {
     if (!process_.running()) {
       throw std::runtime_error(
           "postfix master exited at startup (exit " + std::to_string(process_.terminate()) + "):\n" +
@@ -325,6 +354,10 @@ std::string Mta::smtp_server() const {
 
 std::string Mta::submission_server() const {
   return "127.0.0.1:" + std::to_string(submission_port_);
+}
+
+std::string Mta::submissions_server() const {
+  return "127.0.0.1:" + std::to_string(submissions_port_);
 }
 
 std::string Mta::maillog() const {

@@ -11,6 +11,14 @@
 //   mta.wait_for_log("ABC123: removed", 5s);
 //   mta.queue();                                             // postqueue -j, one entry per message
 //
+//   TlsCert cert;                                            // submission as in production (conf/postfix):
+//   options.submission = MtaSubmission{cert.cert_file(), cert.key_file(), dovecot_auth_client};
+//   ... 127.0.0.1:mta.submission_port() needs STARTTLS + AUTH, submissions_port() is implicit TLS ...
+//
+// Without options.submission, the submission listener is what the milter suites need: clients in
+// mynetworks submit without TLS or AUTH (master.cf options overridden with postconf -P), the 465 listener is
+// commented out, and port 25 offers no TLS.
+//
 // Layout (HOST-NOTES): config/, queue/ and data/ are siblings in the TempDir; data/ is left for Postfix to
 // create. The templates' @VARS@ are filled from MtaOptions, then main_cf is applied with `postconf -e` and
 // master_cf with `postconf -P` (service/type/parameter=value), as an operator would. Test speed settings
@@ -38,6 +46,14 @@
 
 namespace chainmail::harness {
 
+// Submission as conf/postfix configures it: TLS required, AUTH through Dovecot, senders checked against
+// chainmail's socketmap map "senders" (MtaOptions::socketmap).
+struct MtaSubmission {
+  std::filesystem::path cert_file;  // PEM server certificate (harness/tls.h TlsCert)
+  std::filesystem::path key_file;
+  std::string sasl_path;  // Dovecot's auth-client listener: inet:127.0.0.1:PORT or an absolute unix path
+};
+
 struct MtaOptions {
   std::filesystem::path
       conf_dir;           // Holds main.cf.in and master.cf.in; empty means source_dir()/conf/postfix.
@@ -53,9 +69,11 @@ struct MtaOptions {
   std::string relayhost;  // Empty: a loopback port where nothing listens, so relayed mail stays deferred.
   std::string service_user = "nobody";
   std::string service_mail = "/bin/true";
+  std::optional<MtaSubmission> submission;     // Unset: open submission for mynetworks, no TLS (above).
   std::map<std::string, std::string> main_cf;  // postconf -e NAME=VALUE, after the template
   std::vector<std::string> master_cf;          // postconf -P SERVICE/TYPE/PARAMETER=VALUE; "@SMTPD@" and
                                                // "@SUBMISSION@" stand for the two listeners' service names
+                                               // ("@SUBMISSIONS@": the implicit-TLS one)
 };
 
 // One message in `postqueue -j`.
@@ -77,8 +95,10 @@ class Mta {
 
   std::uint16_t smtp_port() const { return smtp_port_; }
   std::uint16_t submission_port() const { return submission_port_; }
-  std::string smtp_server() const;        // "127.0.0.1:PORT"
-  std::string submission_server() const;  // "127.0.0.1:PORT"
+  std::uint16_t submissions_port() const { return submissions_port_; }  // implicit TLS (465's role)
+  std::string smtp_server() const;                                      // "127.0.0.1:PORT"
+  std::string submission_server() const;                                // "127.0.0.1:PORT"
+  std::string submissions_server() const;  // "127.0.0.1:PORT"; listens only with options.submission
   const std::filesystem::path& config_dir() const { return config_dir_; }
   const std::filesystem::path& queue_dir() const { return queue_dir_; }
   const std::filesystem::path& maillog_path() const { return maillog_path_; }
@@ -112,6 +132,8 @@ class Mta {
   std::filesystem::path maillog_path_;
   std::uint16_t smtp_port_ = 0;
   std::uint16_t submission_port_ = 0;
+  std::uint16_t submissions_port_ = 0;
+  bool submissions_enabled_ = false;
   Process process_;
 };
 
