@@ -232,6 +232,7 @@ class Parser {
       if (report_.schema == ReportSchema::Rfc7489 && v == "2.0") report_.schema = ReportSchema::Rfc9990;
     } else if (key_ == "report_metadata/org_name") {
       m.org_name = v;
+      seen_org_ = true;
     } else if (key_ == "report_metadata/email") {
       m.email = v;
     } else if (key_ == "report_metadata/extra_contact_info") {
@@ -327,7 +328,8 @@ class Parser {
   std::string check() const {
     const auto& m = report_.metadata;
     const auto& p = report_.policy;
-    if (m.org_name.empty()) return "report_metadata/org_name is missing";
+    // Present, but possibly empty: some reporters send <org_name></org_name>, and the schema allows it.
+    if (!seen_org_) return "report_metadata/org_name is missing";
     if (m.report_id.empty()) return "report_metadata/report_id is missing";
     if (!seen_begin_ || !seen_end_) return "report_metadata/date_range is missing";
     if (m.begin > m.end) return "report_metadata/date_range ends before it begins";
@@ -374,6 +376,7 @@ class Parser {
   std::string error_;
   std::string root_ns_;
   bool seen_root_ = false;
+  bool seen_org_ = false;
   bool seen_begin_ = false;
   bool seen_end_ = false;
   bool seen_count_ = false;

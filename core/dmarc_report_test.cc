@@ -104,6 +104,12 @@ TEST(DmarcReport, RefusesWhatDoesNotFollowTheSchema) {
       {"empty", "", "root"},
       {"nul byte", std::string("<feedback>\0</feedback>", 22), "NUL"},
       {"two roots", report("", kRecord) + "<feedback/>", "line"},
+      {"no org_name",
+       [] {
+         auto x = report("", kRecord);
+         return x.replace(x.find("<org_name>"), 35, "");
+       }(),
+       "org_name"},
   };
   for (const auto& c : cases) {
     const auto r = parse_aggregate_report(c.xml);
