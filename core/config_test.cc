@@ -56,5 +56,33 @@ TEST(Config, ValidateFindsEveryProblem) {
   }
 }
 
+TEST(Config, ValidateChecksServicesAndReportFolders) {
+  Config c = default_config();
+  c.directory.uris = {"ldap://127.0.0.1:389"};
+  c.services = {{"dmarc", {"dmarc-reports"}},
+                {"dmarc-b@pydis.wtf", {"dmarc-reports:/srv/b/Maildir"}},
+                {"rel", {"dmarc-reports:relative/Maildir"}},
+                {"later", {"autoreply"}},
+                {"two", {"dmarc-reports", "dmarc-reports"}},
+                {"bad key!", {"dmarc-reports"}}};
+  c.service_mail.log = "file";
+  c.dmarc_reports.maildir = "Maildir";
+  c.dmarc_reports.folder_new = "../New";
+  c.dmarc_reports.folder_invalid = "Failures";
+  std::set<std::string> keys;
+  for (const auto& e : validate(c)) keys.insert(e.key);
+  const std::set<std::string> want = {"services.rel",
+                                      "services.later",
+                                      "services.two",
+                                      "services.bad key!",
+                                      "service_mail.log",
+                                      "dmarc_reports.maildir",
+                                      "dmarc_reports.folder_new",
+                                      "dmarc_reports.folder_failures"};
+  EXPECT_EQ(keys, want);
+  EXPECT_EQ(parse_service_spec("dmarc-reports:/a:b").argument, "/a:b");
+  EXPECT_EQ(parse_service_spec("dmarc-reports").argument, "");
+}
+
 }  // namespace
 }  // namespace chainmail
