@@ -6,6 +6,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <fstream>
+#include <sstream>
 #include <stdexcept>
 #include <system_error>
 #include <thread>
@@ -26,6 +28,52 @@ Owner mail_owner() {
   const passwd* pw = ::getpwnam(kMailUser);
   if (pw == nullptr) throw std::runtime_error("DovecotLmtp: no system user \"mail\"");
   return {pw->pw_uid, pw->pw_gid};
+}
+
+// The sanitizer runtimes this test process runs with (from /proc/self/maps), for LD_PRELOAD into Dovecot,
+// which loads our sanitized plugins but is not itself built with them. Empty without a sanitizer.
+std::string sanitizer_preload() {
+#if defined(__SANITIZE_ADDRESS__)
+  std::ifstream maps("/proc/self/maps");
+  std::string line;
+  std::string asan;
+  std::string ubsan;
+  while (std::getline(maps, line)) {
+    const auto slash = line.find('/');
+    if (slash == std::string::npos) continue;
+    const std::string path = line.substr(slash);
+    const std::string name = std::filesystem::path(path).filename().string();
+    if (asan.empty() && name.rfind("libasan.so", 0) == 0) asan = path;
+    if (ubsan.empty() && name.rfind("libubsan.so", 0) == 0) ubsan = path;
+  }
+  if (asan.empty()) return {};
+  return ubsan.empty() ? asan : asan + " " + ubsan;
+#else
+  return {};
+#endif
+}
+
+// A passwd-file userdb for the users with extra fields, in front of the static one (a user it does not know
+// falls through to the static userdb).
+std::string userdb_fields_block(const DovecotLmtpOptions& options, const std::string& dir, uid_t uid,
+                                gid_t gid) {
+  if (options.user_fields.empty()) return {};
+  std::string users;
+  for (const auto& [user, fields] : options.user_fields) {
+    // passwd-file's extra fields reach the userdb answer only with the userdb_ prefix.
+    std::string extra;
+    std::istringstream words(fields);
+    std::string word;
+    while (words >> word) {
+      if (!extra.empty()) extra += ' ';
+      extra += word.rfind("userdb_", 0) == 0 ? word : "userdb_" + word;
+    }
+    users += user + "::" + std::to_string(uid) + ":" + std::to_string(gid) + "::" + dir + "/mail/" + user +
+             "::" + extra + "\n";
+  }
+  const std::string file = dir + "/userdb-fields";
+  write_file(file, users);
+  return "userdb {\n  driver = passwd-file\n  args = " + file + "\n}\n";
 }
 
 }  // namespace
@@ -51,7 +99,7 @@ std::filesystem::path DovecotLmtp::maildir(std::string_view user) const {
   return dir_.path() / "mail" / user / "Maildir";
 }
 
-void DovecotLmtp::start() {
+void DovecotLmtp::start(const DovecotLmtpOptions& options) {
   stop();
   const std::string dir = dir_.path().string();
   const Owner owner = mail_owner();
@@ -68,17 +116,39 @@ void DovecotLmtp::start() {
                            std::to_string(owner.uid) + "\n" +  //
                            "auth_username_format = %Ln\n"      //
                            "mail_location = maildir:" +
-                           dir + "/mail/%n/Maildir\n" +                               //
-                           "passdb {\n  driver = static\n  args = nopassword=y\n}\n"  //
-                           "userdb {\n  driver = static\n  args = uid=" +
-                           std::to_string(owner.uid) + " gid=" + std::to_string(owner.gid) + " home=" + dir +
-                           "/mail/%n\n}\n" +
+                           dir + "/mail/%n/Maildir\n" +  //
+                           "passdb {\n  driver = static\n  args = nopassword=y\n}\n" +
+                           userdb_fields_block(options, dir, owner.uid, owner.gid) +
+                           "userdb {\n  driver = static\n  args = uid=" + std::to_string(owner.uid) +
+                           " gid=" + std::to_string(owner.gid) + " home=" + dir + "/mail/%n\n}\n" +
                            "service lmtp {\n  unix_listener lmtp {\n    mode = 0666\n  }\n}\n";
-  write_file(config_path_, conf);
+  std::string plugins;
+  Env env;
+  if (!options.mail_plugin_dir.empty()) {
+    plugins += "mail_plugin_dir = " + options.mail_plugin_dir.string() + "\n";
+    const std::string preload = sanitizer_preload();
+    if (!preload.empty()) {
+      env["LD_PRELOAD"] = preload;
+      env["ASAN_OPTIONS"] = "detect_leaks=0:abort_on_error=1";
+      env["UBSAN_OPTIONS"] = "print_stacktrace=1:halt_on_error=1";
+      plugins += "import_environment = TZ CORE_OUTOFMEM CORE_ERROR LD_PRELOAD ASAN_OPTIONS UBSAN_OPTIONS\n";
+      // ASan reserves terabytes of address space for its shadow memory: no vsz_limit (default 256M).
+      plugins += "default_vsz_limit = 0\n";
+    }
+  }
+  if (!options.mail_plugins.empty()) {
+    plugins += "protocol lmtp {\n  mail_plugins = $mail_plugins " + options.mail_plugins + "\n}\n";
+  }
+  if (!options.plugin_settings.empty()) {
+    plugins += "plugin {\n";
+    for (const auto& [key, value] : options.plugin_settings) plugins += "  " + key + " = " + value + "\n";
+    plugins += "}\n";
+  }
+  write_file(config_path_, conf + plugins);
   std::error_code ignored;
   std::filesystem::remove(lmtp_socket(), ignored);  // A socket left by a killed instance would look ready.
 
-  process_ = Process({"dovecot", "-F", "-c", config_path_.string()}, log_path_);
+  process_ = Process({"dovecot", "-F", "-c", config_path_.string()}, log_path_, env);
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
   while (!std::filesystem::exists(lmtp_socket())) {
     if (!process_.running()) {
@@ -99,9 +169,16 @@ void DovecotLmtp::stop() {
 }
 
 std::vector<std::filesystem::path> DovecotLmtp::messages(std::string_view user) const {
+  return messages(user, "INBOX");
+}
+
+std::vector<std::filesystem::path> DovecotLmtp::messages(std::string_view user,
+                                                         std::string_view folder_name) const {
+  const std::filesystem::path root =
+      folder_name == "INBOX" ? maildir(user) : maildir(user) / ("." + std::string(folder_name));
   std::vector<std::filesystem::path> out;
   for (const char* sub : {"new", "cur"}) {
-    const std::filesystem::path folder = maildir(user) / sub;
+    const std::filesystem::path folder = root / sub;
     std::error_code ec;
     for (const auto& entry : std::filesystem::directory_iterator(folder, ec)) {
       if (entry.is_regular_file()) out.push_back(entry.path());
@@ -109,6 +186,16 @@ std::vector<std::filesystem::path> DovecotLmtp::messages(std::string_view user) 
   }
   std::sort(out.begin(), out.end(),
             [](const auto& a, const auto& b) { return a.filename().string() < b.filename().string(); });
+  return out;
+}
+
+std::vector<std::string> DovecotLmtp::subscriptions(std::string_view user) const {
+  std::vector<std::string> out;
+  std::ifstream in(maildir(user) / "subscriptions");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (!line.empty()) out.push_back(line);
+  }
   return out;
 }
 

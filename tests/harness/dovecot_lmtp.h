@@ -15,14 +15,30 @@
 // traversable (0711) and mail/ belongs to "mail". ssl = no, auth_failure_delay = 0, logging to
 // dovecot.log in the TempDir.
 //
+// With DovecotLmtpOptions, the same Dovecot loads mail plugins from a folder of the build tree
+// (mail_plugin_dir; only those plugins are then visible), with plugin { } settings and per-user userdb extra
+// fields (a passwd-file userdb in front of the static one):
+//
+//   DovecotLmtpOptions o;
+//   o.mail_plugin_dir = build/dovecot-plugin/lmtp; o.mail_plugins = "chainmail_lmtp";
+//   o.plugin_settings = {{"chainmail_config", conf}}; o.user_fields = {{"bob", "chainmail_no_folders=yes"}};
+//   dovecot.start(o);
+//   dovecot.messages("alice", "devops");                 // Maildir/.devops (Maildir++ folders)
+//
+// A sanitizer build loads its plugins into the (uninstrumented) Dovecot with LD_PRELOAD of the test's own
+// libasan and libubsan (ASAN_OPTIONS detect_leaks=0: Dovecot's exit-time allocations are not ours), passed to
+// Dovecot's children with import_environment. Without plugins nothing is preloaded.
+//
 // DIAGNOSTICS: start() throws std::runtime_error with the tail of the log when dovecot exits or its LMTP
 // socket does not appear in time.
 #pragma once
 
 #include <chrono>
 #include <filesystem>
+#include <map>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "harness/process.h"
@@ -30,12 +46,20 @@
 
 namespace chainmail::harness {
 
+struct DovecotLmtpOptions {
+  std::filesystem::path mail_plugin_dir;                             // empty: Dovecot's own plugins
+  std::string mail_plugins;                                          // protocol lmtp { mail_plugins = ... }
+  std::vector<std::pair<std::string, std::string>> plugin_settings;  // plugin { key = value }
+  std::map<std::string, std::string> user_fields;  // user -> space-separated userdb extra fields
+};
+
 class DovecotLmtp {
  public:
   DovecotLmtp();
 
-  void start();  // Stops a running one first; keeps the Maildirs.
-  void stop();   // SIGTERM, SIGKILL after 5 s; no-op when not running.
+  void start() { start(DovecotLmtpOptions{}); }  // Stops a running one first; keeps the Maildirs.
+  void start(const DovecotLmtpOptions& options);
+  void stop();  // SIGTERM, SIGKILL after 5 s; no-op when not running.
   bool running() { return process_.running(); }
 
   std::filesystem::path lmtp_socket() const;  // base_dir/lmtp
@@ -45,6 +69,10 @@ class DovecotLmtp {
 
   // The files of `user`'s INBOX (Maildir new/ and cur/), oldest first (Maildir names begin with the time).
   std::vector<std::filesystem::path> messages(std::string_view user) const;
+  // The same for a folder other than INBOX (Maildir++: Maildir/.<folder>).
+  std::vector<std::filesystem::path> messages(std::string_view user, std::string_view folder) const;
+  // The folders `user` is subscribed to (Maildir/subscriptions), in file order.
+  std::vector<std::string> subscriptions(std::string_view user) const;
   // Polls until `user` has at least `count` messages (true) or `timeout` has passed (false).
   bool wait_for_messages(std::string_view user, std::size_t count, std::chrono::milliseconds timeout) const;
 

@@ -1,0 +1,12 @@
+# Included by tests/integration/CMakeLists.txt: the LMTP hook suite. Real Dovecot (LMTP, loading
+# lib20_chainmail_lmtp_plugin.so from the build tree) and real slapd (conf/ldap/demo.ldif), both started once
+# in SetUpTestSuite, so the suite is one ctest entry.
+if(TARGET chainmail_lmtp_plugin)
+  add_executable(dovecot_lmtp_test integration_support.cc dovecot_lmtp_test.cc)
+  target_link_libraries(dovecot_lmtp_test PRIVATE chainmail_harness GTest::gtest_main nlohmann_json::nlohmann_json)
+  add_dependencies(dovecot_lmtp_test chainmail chainmail_lmtp_plugin)
+  target_compile_definitions(dovecot_lmtp_test PRIVATE
+    CHAINMAIL_LMTP_PLUGIN_DIR="$<TARGET_FILE_DIR:chainmail_lmtp_plugin>")
+  add_test(NAME integration.DovecotLmtp COMMAND dovecot_lmtp_test)
+  set_tests_properties(integration.DovecotLmtp PROPERTIES LABELS integration TIMEOUT 120)
+endif()
