@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <stdlib.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -83,14 +84,27 @@ TEST(Maildir, RefusesFolderNamesThatLeaveTheMaildir) {
 }
 
 TEST(Maildir, AnUnwritableFolderIsTroubleAndLeavesNothing) {
-  if (geteuid() == 0) GTEST_SKIP() << "root writes anywhere; the disk-full test covers this as root";
   TempDir t;
   const auto root = t.path / "Maildir";
   ASSERT_TRUE(deliver_to_maildir(root, "", "m\n").ok);
-  fs::permissions(root / "new", fs::perms::owner_read | fs::perms::owner_exec);
-  const auto d = deliver_to_maildir(root, "", "m\n");
-  EXPECT_FALSE(d.ok);
+  fs::permissions(t.path, fs::perms::all);
+  fs::permissions(root / "new", fs::perms::owner_read | fs::perms::owner_exec | fs::perms::others_read |
+                                    fs::perms::others_exec);
+  fs::permissions(root, fs::perms::all);
+  fs::permissions(root / "tmp", fs::perms::all);
+  // root writes anywhere: as root, the delivery runs in a child that is nobody.
+  const pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    if (geteuid() == 0 && (setgid(65534) != 0 || setuid(65534) != 0)) _exit(2);
+    const auto d = deliver_to_maildir(root, "", "m\n");
+    _exit(d.ok ? 1 : (d.error.find("link") != std::string::npos ? 0 : 3));
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
   EXPECT_EQ(count(root / "tmp"), 0U);
+  EXPECT_EQ(count(root / "new"), 1U);
   fs::permissions(root / "new", fs::perms::owner_all);
 }
 
