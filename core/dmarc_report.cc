@@ -405,10 +405,10 @@ ReportParseResult parse_aggregate_report(std::string_view xml, const ReportParse
 }
 
 bool looks_like_aggregate_report(std::string_view data) {
-  const auto start = skip_prolog(data.substr(0, 64 * 1024));
+  const auto start = skip_prolog(data.substr(0, std::size_t{64} * 1024));
   if (start == std::string_view::npos) return false;
   // A DOCTYPE before the root still makes it a report candidate: it is then filed as Invalid, not as mail.
-  const auto window = data.substr(start, 64 * 1024);
+  const auto window = data.substr(start, std::size_t{64} * 1024);
   if (window.rfind("<!DOCTYPE", 0) == 0) return window.find("feedback") != std::string_view::npos;
   return window.rfind("<feedback", 0) == 0 && window.size() > 9 &&
          (window[9] == '>' || window[9] == ' ' || window[9] == '\t' || window[9] == '\r' ||

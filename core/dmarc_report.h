@@ -83,9 +83,9 @@ struct AggregateReport {
 };
 
 struct ReportParseLimits {
-  std::size_t max_depth = 32;         // element nesting; <feedback> is depth 1
-  std::size_t max_text = 64 * 1024;   // characters of one element's text
-  std::size_t max_records = 1000000;  // records in one report
+  std::size_t max_depth = 32;                     // element nesting; <feedback> is depth 1
+  std::size_t max_text = std::size_t{64} * 1024;  // characters of one element's text
+  std::size_t max_records = 1000000;              // records in one report
 };
 
 // Either a report, or the reason the document is not a valid one.

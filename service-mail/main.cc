@@ -48,7 +48,7 @@ struct Logger {
 
 // Reads stdin up to `max` bytes; sets `too_big` when there is more. Returns false on a read error.
 bool read_message(std::size_t max, std::string& out, bool& too_big) {
-  std::array<char, 64 * 1024> buf{};
+  std::array<char, std::size_t{64} * 1024> buf{};
   too_big = false;
   for (;;) {
     const ssize_t n = ::read(STDIN_FILENO, buf.data(), buf.size());

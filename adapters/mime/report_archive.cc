@@ -29,7 +29,7 @@ std::string archive_message(archive* a, std::string_view fallback) {
 
 // Reads the current entry's data into `out`, counting against `budget` as it goes.
 bool read_data(archive* a, std::string& out, std::size_t& budget, std::string& error) {
-  std::array<char, 64 * 1024> block{};
+  std::array<char, std::size_t{64} * 1024> block{};
   for (;;) {
     const la_ssize_t n = archive_read_data(a, block.data(), block.size());
     if (n == 0) return true;
