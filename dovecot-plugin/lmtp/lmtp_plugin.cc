@@ -23,12 +23,17 @@
 //   copy of that header from outside. This is done per recipient in local_deliver because the header differs
 //   per copy and lmtp-local delivers the 2nd..nth copies from the first saved mail (which then carries the
 //   first recipient's trace, dropped by the same filter). cmd_data would only see one stream for all copies,
-//   and mail_deliver's hook runs after Sieve chose where to save. Sieve sees the header.
+//   and mail_deliver's deliver_mail hook is where Sieve itself sits. Sieve sees the header.
+//
+// client created: DSN is added to the LHLO capabilities (Postfix sends ORCPT only to a server announcing it;
+//   plugin setting chainmail_lmtp_dsn = no turns this off).
 //
 // SECURITY: ORCPT is envelope data; group names come from the directory: both only ever pick among folders
 // that core/delivery's sanitiser accepts, and the trace header value is one bounded line. No C++ exception
 // crosses into Dovecot: every callback is noexcept and catches everything at its edge.
-// Only local deliveries are handled (an LMTP proxy recipient is passed through untouched).
+// Recipients that this Dovecot proxies (lmtp_proxy) get the RCPT decision (and its 451) but no folder and no
+// trace header here: local_deliver runs on the backend. chainmail.conf is read once per lmtp process: a
+// change takes effect with `doveadm reload` (new processes).
 //
 // DIAGNOSTICS: errors and warnings go to Dovecot's log with the recipient's event ("chainmail: ..."): the
 // configuration error, the directory trouble behind a 451, a folder that could not be created.
@@ -54,6 +59,7 @@ extern "C" {
 #include "istream-header-filter.h"
 #include "lmtp-common.h"
 #include "lmtp-recipient.h"
+#include "master-service-ssl.h"
 #include "mail-namespace.h"
 #include "mail-storage.h"
 #include "mail-user.h"
@@ -72,6 +78,7 @@ namespace {
 constexpr const char* kDefaultConfig = "/etc/chainmail/chainmail.conf";
 constexpr const char* kConfigSetting = "chainmail_config";
 constexpr const char* kOptOutField = "chainmail_no_folders";
+constexpr const char* kDsnSetting = "chainmail_lmtp_dsn";
 
 // chainmail.conf, the directory and the router, built on the first recipient that needs them and kept for
 // the life of the lmtp process (its LDAP connections are reused across clients).
@@ -323,8 +330,29 @@ int chainmail_local_deliver(struct client* client, struct lmtp_recipient* lrcpt,
   return ret;
 }
 
+// Postfix's LMTP client sends ORCPT (and NOTIFY) only to a server that announces DSN in its LHLO reply, and
+// Dovecot 2.3's LMTP accepts ORCPT without announcing DSN: without this the hook would never see an ORCPT
+// from Postfix. The capabilities are Dovecot 2.3.19's own (lmtp-client.c, client_create()), plus DSN; there
+// is no getter to add one bit. Dovecot's SMTP server parses NOTIFY, ENVID and RET once DSN is set, and
+// Postfix, not the LMTP server, sends the DSNs, so announcing it is truthful. `chainmail_lmtp_dsn = no` turns
+// it off.
+void announce_dsn(struct client* client) {
+  if (!mail_user_set_plugin_getenv_bool(client->user_set, kDsnSetting)) {
+    const char* value = mail_user_set_plugin_getenv(client->user_set, kDsnSetting);
+    if (value != nullptr && *value != '\0') return;  // explicitly off
+  }
+  auto caps = static_cast<unsigned int>(
+      SMTP_CAPABILITY_PIPELINING | SMTP_CAPABILITY_ENHANCEDSTATUSCODES | SMTP_CAPABILITY_8BITMIME |
+      SMTP_CAPABILITY_CHUNKING | SMTP_CAPABILITY_XCLIENT | SMTP_CAPABILITY__ORCPT | SMTP_CAPABILITY_DSN);
+  if (!smtp_server_connection_is_ssl_secured(client->conn) && master_service_ssl_is_enabled(master_service)) {
+    caps |= SMTP_CAPABILITY_STARTTLS;
+  }
+  smtp_server_connection_set_capabilities(client->conn, static_cast<enum smtp_capability>(caps));
+}
+
 void chainmail_client_created(struct client** clientp) noexcept {
   struct client* client = *clientp;
+  announce_dsn(client);
   auto* ctx = p_new(client->pool, ClientContext, 1);
   ctx->module_ctx.super = client->v;
   client->v.cmd_rcpt = chainmail_cmd_rcpt;

@@ -17,6 +17,7 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "harness/files.h"
@@ -29,8 +30,8 @@ namespace {
 
 using harness::DovecotLmtp;
 
-// argv: socket, mail from, then "rcpt|orcpt" pairs (orcpt may be empty); the message on stdin. Prints
-// {"rcpt": [reply...], "data": [reply...]} with each reply's full text.
+// argv: socket, mail from, then "rcpt|orcpt|params" triples (orcpt and params may be empty); the message on
+// stdin. Prints {"lhlo": reply, "rcpt": [reply...], "data": [reply...]} with each reply's full text.
 constexpr const char* kLmtpClient = R"PY(
 import json, socket, sys
 def xtext(s):
@@ -52,15 +53,16 @@ def cmd(text):
     sock.sendall(text.encode() + b"\r\n")
     return reply()
 reply()
-cmd("LHLO test.local")
+out = {"lhlo": cmd("LHLO test.local"), "rcpt": [], "data": []}
 cmd("MAIL FROM:<%s>" % sys.argv[2])
-out = {"rcpt": [], "data": []}
 accepted = 0
 for pair in sys.argv[3:]:
-    rcpt, orcpt = pair.split("|", 1)
+    rcpt, orcpt, extra = pair.split("|", 2)
     line = "RCPT TO:<%s>" % rcpt
     if orcpt:
         line += " ORCPT=rfc822;" + xtext(orcpt)
+    if extra:
+        line += " " + extra
     r = cmd(line)
     out["rcpt"].append(r)
     accepted += r.startswith("250")
@@ -80,11 +82,15 @@ print(json.dumps(out))
 )PY";
 
 struct Recipient {
+  Recipient(std::string r, std::string o, std::string p = {})
+      : rcpt(std::move(r)), orcpt(std::move(o)), params(std::move(p)) {}
   std::string rcpt;
-  std::string orcpt;  // empty: no ORCPT
+  std::string orcpt;   // empty: no ORCPT
+  std::string params;  // more RCPT parameters, e.g. NOTIFY=...
 };
 
 struct LmtpResult {
+  std::string lhlo;
   std::vector<std::string> rcpt;
   std::vector<std::string> data;
 };
@@ -154,7 +160,7 @@ class DovecotLmtpSuite : public ::testing::Test {
   static LmtpResult send(const std::vector<Recipient>& recipients, const std::string& text) {
     std::vector<std::string> argv = {"/usr/bin/python3", "-c", kLmtpClient, dovecot_->lmtp_socket().string(),
                                      "sender@example.org"};
-    for (const auto& r : recipients) argv.push_back(r.rcpt + "|" + r.orcpt);
+    for (const auto& r : recipients) argv.push_back(r.rcpt + "|" + r.orcpt + "|" + r.params);
     const harness::RunResult run = harness::run(argv, text, std::chrono::seconds(60));
     EXPECT_EQ(run.exit_code, 0) << run.err;
     LmtpResult out;
@@ -163,6 +169,7 @@ class DovecotLmtpSuite : public ::testing::Test {
       ADD_FAILURE() << "client output is not JSON: " << run.out << run.err;
       return out;
     }
+    out.lhlo = json["lhlo"].get<std::string>();
     out.rcpt = json["rcpt"].get<std::vector<std::string>>();
     out.data = json["data"].get<std::vector<std::string>>();
     return out;
@@ -304,6 +311,17 @@ TEST_F(DovecotLmtpSuite, ForgedTraceHeaderIsRemovedAndEachCopyHasItsOwn) {
   // The rest of the message is intact.
   EXPECT_NE(staffer.find("Hello forged"), std::string::npos);
   EXPECT_EQ(header_values(staffer, "From"), std::vector<std::string>{"sender@example.org"});
+}
+
+// Postfix's LMTP client sends ORCPT only to a server announcing DSN: the plugin makes Dovecot announce it,
+// and then NOTIFY (which Postfix sends along) is accepted too.
+TEST_F(DovecotLmtpSuite, DsnIsAnnouncedSoPostfixSendsOrcpt) {
+  const LmtpResult res =
+      send({{"alice@localhost", "devops@pydis.wtf", "NOTIFY=SUCCESS,FAILURE"}}, message("dsn"));
+  EXPECT_NE(res.lhlo.find("DSN"), std::string::npos) << res.lhlo;
+  ASSERT_EQ(res.rcpt.size(), 1U);
+  EXPECT_EQ(res.rcpt[0].substr(0, 3), "250") << res.rcpt[0];
+  EXPECT_FALSE(find("alice", "devops", "dsn").empty());
 }
 
 // Last: it stops slapd.
