@@ -26,7 +26,9 @@ namespace {
 namespace fs = std::filesystem;
 using namespace chainmail::testing;
 
-const fs::path kSamples = CHAINMAIL_DMARC_SAMPLES;
+fs::path samples_dir() {
+  return CHAINMAIL_DMARC_SAMPLES;
+}
 
 class ServiceMailBinary : public ::testing::Test {
  protected:
@@ -79,7 +81,7 @@ class ServiceMailBinary : public ::testing::Test {
 
 std::string sample_message() {
   const std::string name = "fastmail.com!example.com!1516060800!1516147199!102675056.xml.gz";
-  return report_message(name, "application/gzip", slurp(kSamples / "aggregate" / name));
+  return report_message(name, "application/gzip", slurp(samples_dir() / "aggregate" / name));
 }
 
 TEST_F(ServiceMailBinary, AsTheMailUserFilesAReport) {
@@ -88,7 +90,7 @@ TEST_F(ServiceMailBinary, AsTheMailUserFilesAReport) {
   EXPECT_NE(stderr_.find("4ABC: from=<r@reporter.example>"), std::string::npos) << stderr_;
   EXPECT_NE(stderr_.find("status=sent"), std::string::npos) << stderr_;
   EXPECT_NE(slurp(maildir_ / "subscriptions").find("Reports.New\n"), std::string::npos);
-  EXPECT_EQ(run(slurp(kSamples / "failure/dmarc_ruf_report_linkedin.eml"), "nobody"), 0) << stderr_;
+  EXPECT_EQ(run(slurp(samples_dir() / "failure/dmarc_ruf_report_linkedin.eml"), "nobody"), 0) << stderr_;
   EXPECT_EQ(filed("Failures"), 1U);
 }
 
@@ -122,7 +124,7 @@ TEST_F(ServiceMailBinary, DiskFullIsTemporaryAndLeavesNoPartialFile) {
   maildir_ = full / "Maildir";
   write_config(maildir_);
   // Fits the size cap, not the file system.
-  const std::string big = report_message("r.xml", "text/xml", std::string(400 * 1024, ' '));
+  const std::string big = report_message("r.xml", "text/xml", std::string(std::size_t{400} * 1024, ' '));
   EXPECT_EQ(run(big, "nobody"), 75) << stderr_;
   EXPECT_NE(stderr_.find("No space left on device"), std::string::npos) << stderr_;
   for (const auto& folder : {maildir_, maildir_ / ".Reports.Invalid", maildir_ / ".Reports.New"}) {
@@ -171,7 +173,7 @@ TEST_F(ServiceMailBinary, HostileXmlIsInvalidAndReadsNoFile) {
   EXPECT_EQ(filed("Reports.Invalid"), 1U);
   EXPECT_EQ(stderr_.find("TOP-SECRET"), std::string::npos);
   const std::string gz =
-      slurp(kSamples / "aggregate/fastmail.com!example.com!1516060800!1516147199!102675056.xml.gz");
+      slurp(samples_dir() / "aggregate/fastmail.com!example.com!1516060800!1516147199!102675056.xml.gz");
   EXPECT_EQ(run(report_message("r.xml.gz", "application/gzip", gz.substr(0, gz.size() / 2)), "nobody"), 0);
   EXPECT_EQ(filed("Reports.Invalid"), 2U);
 }

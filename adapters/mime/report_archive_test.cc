@@ -42,22 +42,24 @@ std::string make_archive(const std::vector<Member>& members, bool zip) {
   return {buf.data(), used};
 }
 
-const std::string kXml = "<?xml version=\"1.0\"?><feedback/>";
+std::string xml_doc() {
+  return "<?xml version=\"1.0\"?><feedback/>";
+}
 
 TEST(ReportArchive, RecognisesTheFormatFromTheBytes) {
-  EXPECT_EQ(detect_report_encoding(make_archive({{"r.xml", kXml}}, false)), ReportEncoding::Gzip);
-  EXPECT_EQ(detect_report_encoding(make_archive({{"r.xml", kXml}}, true)), ReportEncoding::Zip);
-  EXPECT_EQ(detect_report_encoding(kXml), ReportEncoding::Plain);
+  EXPECT_EQ(detect_report_encoding(make_archive({{"r.xml", xml_doc()}}, false)), ReportEncoding::Gzip);
+  EXPECT_EQ(detect_report_encoding(make_archive({{"r.xml", xml_doc()}}, true)), ReportEncoding::Zip);
+  EXPECT_EQ(detect_report_encoding(xml_doc()), ReportEncoding::Plain);
 }
 
 TEST(ReportArchive, ExtractsPlainGzipAndZip) {
   for (const auto& data :
-       {kXml, make_archive({{"r.xml", kXml}}, false), make_archive({{"r.xml", kXml}}, true),
-        make_archive({{"README", "hi"}, {"report.XML", kXml}}, true),
-        make_archive({{"noext", kXml}}, true)}) {
+       {xml_doc(), make_archive({{"r.xml", xml_doc()}}, false), make_archive({{"r.xml", xml_doc()}}, true),
+        make_archive({{"README", "hi"}, {"report.XML", xml_doc()}}, true),
+        make_archive({{"noext", xml_doc()}}, true)}) {
     const auto r = extract_report(data, {});
     ASSERT_TRUE(r.ok()) << r.error;
-    EXPECT_EQ(*r.xml, kXml);
+    EXPECT_EQ(*r.xml, xml_doc());
   }
 }
 
@@ -79,7 +81,7 @@ TEST(ReportArchive, EnforcesTheCapsWhileReading) {
   EXPECT_FALSE(extract_report(spread, small).ok());
   ArchiveLimits few;
   few.max_members = 2;
-  const auto many = make_archive({{"a", "1"}, {"b", "2"}, {"r.xml", kXml}}, true);
+  const auto many = make_archive({{"a", "1"}, {"b", "2"}, {"r.xml", xml_doc()}}, true);
   const auto r = extract_report(many, few);
   EXPECT_FALSE(r.ok());
   EXPECT_NE(r.error.find("members"), std::string::npos) << r.error;
@@ -87,14 +89,14 @@ TEST(ReportArchive, EnforcesTheCapsWhileReading) {
 }
 
 TEST(ReportArchive, RefusesTruncatedAndAmbiguousArchives) {
-  const std::string big = kXml + std::string(100000, ' ');
+  const std::string big = xml_doc() + std::string(100000, ' ');
   const auto gz = make_archive({{"r.xml", big}}, false);
   const auto zip = make_archive({{"r.xml", big}}, true);
   EXPECT_FALSE(extract_report(gz.substr(0, gz.size() - 10), {}).ok());
   EXPECT_FALSE(extract_report(gz.substr(0, gz.size() / 2), {}).ok());
   EXPECT_FALSE(extract_report(zip.substr(0, zip.size() / 2), {}).ok());
-  EXPECT_FALSE(extract_report(make_archive({{"a.xml", kXml}, {"b.xml", kXml}}, true), {}).ok());
-  EXPECT_FALSE(extract_report(make_archive({{"a", kXml}, {"b", kXml}}, true), {}).ok());
+  EXPECT_FALSE(extract_report(make_archive({{"a.xml", xml_doc()}, {"b.xml", xml_doc()}}, true), {}).ok());
+  EXPECT_FALSE(extract_report(make_archive({{"a", xml_doc()}, {"b", xml_doc()}}, true), {}).ok());
   EXPECT_FALSE(extract_report("\x1f\x8bgarbage", {}).ok());
 }
 

@@ -8,7 +8,9 @@
 namespace chainmail {
 namespace {
 
-const std::string kXml = "<?xml version=\"1.0\"?>\n<feedback><report_metadata/></feedback>\n";
+std::string xml_doc() {
+  return "<?xml version=\"1.0\"?>\n<feedback><report_metadata/></feedback>\n";
+}
 
 std::string attached(std::string_view type, std::string_view name, std::string_view body) {
   std::string m =
@@ -43,13 +45,14 @@ TEST(ReportParts, ClassifiesByContentNotLabel) {
       "Version: 1\n\n--b\nContent-Type: text/rfc822-headers\n\nFrom: x@example.com\n\n--b--\n";
   const std::string abuse_arf = std::string(arf).replace(arf.find("auth-failure"), 12, "abuse");
   const std::vector<Case> cases = {
-      {"text/xml attachment", attached("text/xml", "r.xml", kXml), ReportKind::Aggregate},
-      {"application/xml", attached("application/xml", "", kXml), ReportKind::Aggregate},
-      {"octet-stream named .xml", attached("application/octet-stream", "r.xml", kXml), ReportKind::Aggregate},
-      {"octet-stream inline xml", attached("application/octet-stream", "", kXml), ReportKind::Aggregate},
+      {"text/xml attachment", attached("text/xml", "r.xml", xml_doc()), ReportKind::Aggregate},
+      {"application/xml", attached("application/xml", "", xml_doc()), ReportKind::Aggregate},
+      {"octet-stream named .xml", attached("application/octet-stream", "r.xml", xml_doc()),
+       ReportKind::Aggregate},
+      {"octet-stream inline xml", attached("application/octet-stream", "", xml_doc()), ReportKind::Aggregate},
       {"x-gzip", attached("application/x-gzip", "r.xml.gz", "\x1f\x8b..."), ReportKind::Aggregate},
       {"zip", attached("application/zip", "r.zip", "PK..."), ReportKind::Aggregate},
-      {"inline body", "From: r@x.example\nSubject: r\n\n" + kXml, ReportKind::Aggregate},
+      {"inline body", "From: r@x.example\nSubject: r\n\n" + xml_doc(), ReportKind::Aggregate},
       {"arf auth-failure", arf, ReportKind::Failure},
       {"arf abuse", abuse_arf, ReportKind::Neither},
       {"non-arf by subject", "From: r@x\nSubject: DMARC Forensic Report for example.com\n\nfailed\n",
@@ -69,7 +72,7 @@ TEST(ReportParts, DoesNotSearchTheEmbeddedOriginalMessage) {
   const std::string m =
       "From: r@x\nSubject: hello\nMIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=b\n\n--b\n"
       "Content-Type: message/rfc822\n\nFrom: y@z\nSubject: inner\nContent-Type: text/xml\n\n" +
-      kXml + "\n--b--\n";
+      xml_doc() + "\n--b--\n";
   EXPECT_EQ(classify_report_message(m).kind, ReportKind::Neither);
 }
 
