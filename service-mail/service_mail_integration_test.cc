@@ -105,6 +105,17 @@ TEST_F(ServiceMailBinary, UnknownRecipientIsPermanent) {
   EXPECT_FALSE(fs::exists(maildir_));
 }
 
+TEST_F(ServiceMailBinary, AMessageOverTheSizeLimitBounces) {
+  spit(
+      dir_ / "chainmail.conf",
+      "[directory]\nldif_file = \"/dev/null\"\n[services]\n\"dmarc\" = \"dmarc-reports:" + maildir_.string() +
+          "\"\n[service_mail]\nlog = \"stderr\"\n[dmarc_reports]\nmax_message_bytes = 2048\n");
+  EXPECT_EQ(run(report_message("r.xml", "text/xml", std::string(4096, ' ')), "nobody"), 65) << stderr_;
+  EXPECT_NE(stderr_.find("max_message_bytes"), std::string::npos) << stderr_;
+  EXPECT_FALSE(fs::exists(maildir_));
+  EXPECT_EQ(run(report_message("r.xml", "text/xml", "<feedback/>"), "nobody"), 0) << stderr_;
+}
+
 TEST_F(ServiceMailBinary, BadConfigurationOrCommandLineWaits) {
   spit(dir_ / "chainmail.conf", "[services]\nbogus = 1\n");
   EXPECT_EQ(run(sample_message(), "nobody"), 75) << stderr_;
