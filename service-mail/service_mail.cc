@@ -2,7 +2,6 @@
 #include "service-mail/service_mail.h"
 
 #include <array>
-#include <cstdio>
 
 #include "adapters/maildir.h"
 #include "adapters/mime/from_header.h"
@@ -42,13 +41,14 @@ std::span<const ServiceKindEntry> service_kinds() {
 }
 
 std::string log_safe(std::string_view text, std::size_t max) {
+  static constexpr std::string_view kHex = "0123456789abcdef";
   std::string out;
   for (const char ch : text.substr(0, max)) {
     const auto u = static_cast<unsigned char>(ch);
     if (u < 32 || u == 127) {
-      std::array<char, 5> buf{};
-      std::snprintf(buf.data(), buf.size(), "\\x%02x", u);
-      out += buf.data();
+      out += "\\x";
+      out += kHex[u >> 4U];
+      out += kHex[u & 15U];
     } else {
       out += ch;
     }

@@ -50,6 +50,12 @@ TEST(ServiceLookup, FindsByAddressLocalPartAndDetail) {
   EXPECT_FALSE(find_service(c, ""));
 }
 
+TEST(ServiceLog, AttackerTextIsEscapedAndCut) {
+  EXPECT_EQ(log_safe("a\nb\x7f"), "a\\x0ab\\x7f");
+  EXPECT_EQ(log_safe(std::string(300, 'x'), 10), "xxxxxxxxxx...");
+  EXPECT_EQ(log_safe("caf\xc3\xa9"), "caf\xc3\xa9");
+}
+
 TEST(ServiceLookup, UnknownRecipientIsPermanentAndUnknownKindWaits) {
   const auto dir = make_temp_dir();
   Config c = config_for(dir);
