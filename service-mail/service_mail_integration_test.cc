@@ -189,5 +189,39 @@ TEST_F(ServiceMailBinary, HostileXmlIsInvalidAndReadsNoFile) {
   EXPECT_EQ(filed("Reports.Invalid"), 2U);
 }
 
+// Dovecot (its own instance, private config) finds the folder, the subscription and the message as filed.
+TEST_F(ServiceMailBinary, DovecotServesTheFiledReport) {
+  if (!fs::exists("/usr/sbin/dovecot")) GTEST_SKIP() << "no Dovecot";
+  const fs::path conf = dir_ / "dovecot.conf";
+  fs::create_directories(dir_ / "run");
+  fs::create_directories(dir_ / "state");
+  spit(conf, "base_dir = " + (dir_ / "run").string() + "\nstate_dir = " + (dir_ / "state").string() +
+                 "\nlog_path = " + (dir_ / "dovecot.log").string() +
+                 "\nssl = no\nprotocols = imap\ndefault_internal_user = nobody\ndefault_login_user = nobody\n"
+                 "mail_location = maildir:" +
+                 maildir_.string() +
+                 "\nuserdb {\n  driver = static\n  args = uid=nobody gid=nogroup home=" + dir_.string() +
+                 "\n}\npassdb {\n  driver = static\n  args = password=x\n}\n"
+                 "service imap-login {\n  inet_listener imap {\n    port = 0\n  }\n}\n");
+  ASSERT_EQ(run(slurp(samples_dir() / "aggregate/twilight.eml"), "nobody"), 0) << stderr_;
+  ASSERT_EQ(std::system(("/usr/sbin/dovecot -c " + conf.string()).c_str()), 0);
+  auto doveadm = [&](const std::string& args) {
+    const fs::path out = dir_ / "doveadm.out";
+    const int rc =
+        std::system(("doveadm -c " + conf.string() + " " + args + " > " + out.string() + " 2>&1").c_str());
+    std::string text = slurp(out);
+    return rc == 0 ? text : "failed: " + text;
+  };
+  std::string listed;
+  for (int i = 0; i < 50 && listed.find("Reports.New") == std::string::npos; ++i) {
+    listed = doveadm("mailbox list -s -u u");  // -s: subscribed only
+    if (listed.find("Reports.New") == std::string::npos) usleep(100000);
+  }
+  const std::string fetched = doveadm("fetch -u u hdr.subject mailbox Reports.New ALL");
+  static_cast<void>(std::system(("doveadm -c " + conf.string() + " stop >/dev/null 2>&1").c_str()));
+  EXPECT_NE(listed.find("Reports.New"), std::string::npos) << listed;
+  EXPECT_NE(fetched.find("Report domain: twlnet.com Submitter: google.com"), std::string::npos) << fetched;
+}
+
 }  // namespace
 }  // namespace chainmail
