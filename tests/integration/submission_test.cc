@@ -377,6 +377,23 @@ TEST_F(Submission, SendersMapAnswersPostfix) {
   cli.terminate(seconds(30));
 }
 
+// Directory trouble is never "not owned": Postfix gets TEMP, a lookup error (smtpd answers 4xx), not a
+// "not found" that would refuse the sender.
+TEST_F(Submission, SendersMapTroubleIsTemporary) {
+  stack().slapd.pause();
+  struct Resume {
+    ~Resume() { stack().slapd.resume(); }
+  } resume;
+  const std::string map = "socketmap:inet:127.0.0.1:" + std::to_string(stack().socketmap_port) + ":senders";
+  const harness::RunResult q =
+      harness::run({"postmap", "-c", stack().mta.config_dir().string(), "-q", "alice@pydis.wtf", map});
+  EXPECT_NE(q.exit_code, 0) << q.out;
+  EXPECT_EQ(q.out, "");
+  // postmap exits 1 for "not found" and for its fatal query error alike: the reply tells them apart.
+  EXPECT_NE(q.err.find("socketmap server temporary error"), std::string::npos) << q.err;
+  EXPECT_NE(q.err.find("query error"), std::string::npos) << q.err;
+}
+
 TEST_F(Submission, ImapOverTlsReadsTheDeliveredMessage) {
   const std::string subject = "for bob over imap";
   const ClientRun sent =
