@@ -4,6 +4,7 @@
 #include <pwd.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <fstream>
 #include <map>
 #include <stdexcept>
@@ -143,6 +144,10 @@ void Dovecot::start(const DovecotOptions& options) {
   std::filesystem::create_directories(conf_d);
   for (const auto& entry : std::filesystem::directory_iterator(conf_d)) std::filesystem::remove(entry.path());
   for (const char* name : kConfFiles) write_file(conf_d / name, derived_conf(name, paths));
+  for (const auto& name : options.conf_files) write_file(conf_d / name, derived_conf(name, paths));
+  const bool own_lmtp_listener =
+      options.lmtp && std::find(options.conf_files.begin(), options.conf_files.end(), "20-lmtp.conf") ==
+                          options.conf_files.end();
   if (tls) write_file(conf_d / "10-ssl.conf", derived_conf("10-ssl.conf", paths));
 
   const Owner owner = mail_owner();
@@ -163,7 +168,7 @@ void Dovecot::start(const DovecotOptions& options) {
   if (options.auth_username_chars) conf += "auth_username_chars = " + *options.auth_username_chars + "\n";
   conf += "service auth {\n  inet_listener auth-postfix {\n    address = 127.0.0.1\n    port = " +
           std::to_string(auth_port_) + "\n  }\n}\n";
-  if (options.lmtp) {
+  if (own_lmtp_listener) {
     conf += "service lmtp {\n  unix_listener " + lmtp_socket().string() + " {\n    mode = 0666\n  }\n}\n";
   }
   Env env;

@@ -53,7 +53,10 @@ struct DovecotOptions {
   bool lmtp = true;
   // Replaces Dovecot's auth_username_chars; "" lets every character reach the plugin (which escapes them).
   std::optional<std::string> auth_username_chars;
-  std::string extra_conf;  // appended last (mail plugins, plugin { } settings, ...)
+  // More conf/dovecot/conf.d files to run, derived the same way (e.g. "20-lmtp.conf"; it then provides the
+  // LMTP listener, its production socket path replaced by lmtp_socket()).
+  std::vector<std::string> conf_files;
+  std::string extra_conf;  // appended last (mail_plugin_dir, plugin { } settings, ...)
   std::chrono::milliseconds start_timeout = std::chrono::seconds(15);
 };
 

@@ -404,6 +404,75 @@ TEST_F(DovecotAuth, ImapLoginOverTls) {
   EXPECT_TRUE(std::filesystem::exists(dovecot().mail_root() / "alice" / "Maildir")) << r.out;
 }
 
+// LMTP asks the same userdb: <uid>@<routing.mailbox_domain> (what the milter targets) and an address on an
+// alias domain both land in the uid's Maildir under the [auth] home template.
+constexpr const char* kLmtpScript = R"(
+import smtplib, sys
+socket, rcpt = sys.argv[1:3]
+c = smtplib.LMTP(socket)
+c.sendmail("sender@example.org", [rcpt], "Subject: lmtp " + rcpt + "\r\n\r\nhello\r\n")
+c.quit()
+print("delivered")
+)";
+
+TEST_F(DovecotAuth, LmtpDeliversToTheUidsMaildir) {
+  const std::filesystem::path fresh = dovecot().mail_root() / "bob" / "Maildir" / "new";
+  auto count = [&] {
+    std::error_code ec;
+    std::size_t n = 0;
+    for (const auto& e : std::filesystem::directory_iterator(fresh, ec)) n += e.is_regular_file() ? 1 : 0;
+    return n;
+  };
+  const std::size_t before = count();
+  for (const char* rcpt : {"bob@localhost", "Bob@PyDis.com"}) {
+    const harness::RunResult r =
+        harness::run({"/usr/bin/python3", "-c", kLmtpScript, dovecot().lmtp_socket().string(), rcpt});
+    EXPECT_EQ(r.exit_code, 0) << rcpt << ": " << describe(r);
+  }
+  EXPECT_EQ(count(), before + 2) << harness::log_tail(dovecot().log_path());
+}
+
+// Postfix's side of the auth-client protocol (what smtpd_sasl_type = dovecot speaks), on the unix socket and
+// on the inet listener: the handshake, then AUTH PLAIN. Prints the reply line to the AUTH. (no-penalty: the
+// IMAP test's failed login put 127.0.0.1 under Dovecot's auth penalty, seconds per attempt.)
+constexpr const char* kSaslScript = R"(
+import base64, os, socket, sys
+where, user, password = sys.argv[1:4]
+if where.startswith("/"):
+    s = socket.socket(socket.AF_UNIX); s.connect(where)
+else:
+    s = socket.create_connection(("127.0.0.1", int(where)))
+f = s.makefile("rwb")
+f.write(b"VERSION\t1\t2\nCPID\t%d\n" % os.getpid()); f.flush()
+while f.readline().strip() != b"DONE":
+    pass
+resp = base64.b64encode(b"\0" + user.encode() + b"\0" + password.encode()).decode()
+f.write(("AUTH\t1\tPLAIN\tservice=smtp\tnologin\tlip=127.0.0.1\trip=127.0.0.1\tsecured\tno-penalty\tresp=" + resp + "\n").encode())
+f.flush()
+print(f.readline().decode().strip())
+)";
+
+TEST_F(DovecotAuth, PostfixAuthClientListeners) {
+  for (const std::string& where :
+       {dovecot().auth_client_socket().string(), std::to_string(dovecot().auth_port())}) {
+    const harness::RunResult ok =
+        harness::run({"/usr/bin/python3", "-c", kSaslScript, where, "ALICE@pydis.com", "alice-pw"});
+    // The canonical name, whatever the client typed (Dovecot adds original_user= and, from an auth worker,
+    // an empty field).
+    EXPECT_EQ(ok.out.rfind("OK\t1\tuser=alice", 0), 0U) << where << ": " << describe(ok);
+    EXPECT_TRUE(ok.out.size() > 15 && (ok.out[15] == '\t' || ok.out[15] == '\n')) << ok.out;
+    const harness::RunResult bad =
+        harness::run({"/usr/bin/python3", "-c", kSaslScript, where, "carol", "wrong"});
+    EXPECT_EQ(bad.out.rfind("FAIL\t1\t", 0), 0U) << where << ": " << describe(bad);
+  }
+}
+
+TEST_F(DovecotAuth, OverLongLoginIsRefusedWithoutALookup) {
+  const Attempt a = login(std::string(321, 'a'), "alice-pw");  // auth.max_login_length = 320
+  EXPECT_TRUE(a.failed()) << describe(a.run);
+  EXPECT_NE(a.log.find("login longer than 320"), std::string::npos) << a.log;
+}
+
 // Directory trouble is a temporary failure, never "wrong password". Runs last in the file: it stops slapd
 // (SetUp restarts it for any later test).
 TEST_F(DovecotAuth, SlapdStoppedIsTemporaryFailure) {
