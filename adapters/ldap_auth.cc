@@ -306,6 +306,12 @@ AuthResult LdapAuth::verify(std::string_view login_text, std::string_view passwo
   const int rc = bind_user(user.dn, password, why);
   if (rc == LDAP_SUCCESS) return {Verdict::ok, user.uid, {}};
   if (rc == LDAP_INVALID_CREDENTIALS) return {Verdict::mismatch, user.uid, "password mismatch"};
+  // The server's own account policy (389-DS/FreeIPA: inactivated or locked out after failures, expired
+  // password) is a refusal, not trouble: waiting does not help.
+  if (rc == LDAP_UNWILLING_TO_PERFORM || rc == LDAP_INAPPROPRIATE_AUTH || rc == LDAP_CONSTRAINT_VIOLATION ||
+      rc == LDAP_INSUFFICIENT_ACCESS) {
+    return {Verdict::disabled, user.uid, "the directory refused the bind: " + why};
+  }
   return {Verdict::trouble, user.uid, why};
 }
 

@@ -53,7 +53,7 @@ enum class Verdict {
   ok,        // password verified; uid set
   mismatch,  // wrong password
   unknown,   // no such login (or a login form that cannot name anyone)
-  disabled,  // locked, or outside the gate
+  disabled,  // locked, outside the gate, or refused by the server's account policy
   refused,   // empty or over-long password, refused before any directory access
   trouble,   // directory down, slow, or answering several entries: temporary, never "wrong password"
 };
