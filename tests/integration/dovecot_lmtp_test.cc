@@ -17,12 +17,16 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
 #include "harness/files.h"
+#include "harness/mta.h"
+#include "harness/net.h"
 #include "harness/process.h"
 #include "harness/slapd.h"
+#include "harness/smtp_client.h"
 #include "integration_support.h"
 
 namespace chainmail::integration {
@@ -143,9 +147,30 @@ class DovecotLmtpSuite : public ::testing::Test {
     options.plugin_settings = {{"chainmail_config", config_->path().string()}};
     options.user_fields = {{"bob", "chainmail_no_folders=yes"}};
     dovecot_->start(options);
+
+    // Real Postfix in front, as in production: chainmail's socketmap expands groups and aliases in
+    // virtual_alias_maps, and Postfix's LMTP client passes the original recipient on as ORCPT.
+    socketmap_port_ = harness::free_port();
+    const std::uint16_t socketmap_port = socketmap_port_;
+    socketmap_ = std::make_unique<harness::Process>(
+        std::vector<std::string>{chainmail_bin().string(), "socketmap", "--config", config_->path().string(),
+                                 "--listen", "inet:127.0.0.1:" + std::to_string(socketmap_port)},
+        config_->dir() / "socketmap.log");
+    ASSERT_TRUE(harness::wait_for_port(socketmap_port, std::chrono::seconds(10)))
+        << harness::log_tail(config_->dir() / "socketmap.log");
+    mta_ = std::make_unique<harness::Mta>();
+    harness::MtaOptions mta;
+    mta.socketmap = "inet:127.0.0.1:" + std::to_string(socketmap_port);
+    mta.lmtp_socket = dovecot_->lmtp_socket();
+    // No milter here: cleanup's virtual alias expansion stands in for the milter's recipient rewrite (both
+    // leave the original recipient for Postfix's LMTP client to send as ORCPT).
+    mta.master_cf = {"@SMTPD@/inet/receive_override_options=no_unknown_recipient_checks"};
+    mta_->start(mta);
   }
 
   static void TearDownTestSuite() {
+    mta_.reset();
+    socketmap_.reset();
     dovecot_.reset();
     config_.reset();
     slapd_.reset();
@@ -202,11 +227,17 @@ class DovecotLmtpSuite : public ::testing::Test {
   static std::unique_ptr<harness::Slapd> slapd_;
   static std::unique_ptr<ConfigFile> config_;
   static std::unique_ptr<DovecotLmtp> dovecot_;
+  static std::unique_ptr<harness::Process> socketmap_;
+  static std::unique_ptr<harness::Mta> mta_;
+  static std::uint16_t socketmap_port_;
 };
 
 std::unique_ptr<harness::Slapd> DovecotLmtpSuite::slapd_;
 std::unique_ptr<ConfigFile> DovecotLmtpSuite::config_;
 std::unique_ptr<DovecotLmtp> DovecotLmtpSuite::dovecot_;
+std::unique_ptr<harness::Process> DovecotLmtpSuite::socketmap_;
+std::unique_ptr<harness::Mta> DovecotLmtpSuite::mta_;
+std::uint16_t DovecotLmtpSuite::socketmap_port_ = 0;
 
 TEST_F(DovecotLmtpSuite, DirectMailLandsInInbox) {
   deliver({"alice@localhost", "alice@pydis.wtf"}, message("direct"));
@@ -322,6 +353,34 @@ TEST_F(DovecotLmtpSuite, DsnIsAnnouncedSoPostfixSendsOrcpt) {
   ASSERT_EQ(res.rcpt.size(), 1U);
   EXPECT_EQ(res.rcpt[0].substr(0, 3), "250") << res.rcpt[0];
   EXPECT_FALSE(find("alice", "devops", "dsn").empty());
+}
+
+// Through real Postfix: the group is expanded by virtual_alias_maps (chainmail socketmap, the route the
+// milter would take), Postfix sends
+// ORCPT to Dovecot because the plugin announces DSN, and the copy lands in the group's folder.
+TEST_F(DovecotLmtpSuite, ThroughPostfixGroupMailLandsInGroupFolder) {
+  harness::SmtpSend send;
+  send.server = mta_->smtp_server();
+  send.from = "sender@example.org";
+  send.to = {"devops@pydis.wtf"};
+  send.message = message("via-postfix");
+  const harness::SmtpSession session = harness::smtp_send(send);
+  ASSERT_EQ(session.code("rcpt"), 250) << session.transcript();
+  ASSERT_EQ(session.code("data"), 250) << session.transcript();
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  std::string text;
+  while (text.empty() && std::chrono::steady_clock::now() < deadline) {
+    text = find("alice", "devops", "via-postfix");
+    if (text.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  ASSERT_FALSE(text.empty())
+      << "postfix log:\n"
+      << harness::log_tail(mta_->maillog_path()) << "\npostmap -q: "
+      << harness::run({"postmap", "-c", mta_->config_dir().string(), "-q", "devops@pydis.wtf",
+                       "socketmap:inet:127.0.0.1:" + std::to_string(socketmap_port_) + ":route"})
+             .out;
+  EXPECT_EQ(header_values(text, "X-Chainmail-Route"),
+            std::vector<std::string>{"devops@pydis.wtf -> group devops -> alice"});
 }
 
 // Last: it stops slapd.
