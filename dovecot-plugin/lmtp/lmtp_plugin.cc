@@ -42,6 +42,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "adapters/config_loader.h"
 #include "adapters/directory_factory.h"
@@ -87,6 +88,23 @@ struct Engine {
   chainmail::Config config;
   std::unique_ptr<chainmail::DirectoryStack> stack;
   std::unique_ptr<chainmail::Router> router;
+  // The last routed ORCPT in the current transaction: a group's members arrive as consecutive RCPTs with the
+  // same ORCPT, and routing the group again for each of them would cost members x group lookups per
+  // message. Only reused within one LMTP transaction (its id); trouble is never kept.
+  std::string last_key;
+  chainmail::RouteResult last_route;
+
+  const chainmail::RouteResult& route(const std::string& transaction, const std::string& orcpt) {
+    std::string key = transaction;
+    key += '\n';
+    key += orcpt;
+    if (key != last_key) {
+      last_key.clear();
+      last_route = router->route(orcpt, chainmail::Router::Explain::yes);
+      if (last_route.outcome != chainmail::Outcome::trouble) last_key = std::move(key);
+    }
+    return last_route;
+  }
 };
 std::unique_ptr<Engine> g_engine;  // NOLINT(cppcoreguidelines-avoid-non-const-global-variables)
 
@@ -174,10 +192,14 @@ std::optional<Decision> decide(struct client* client, const struct smtp_server_r
   const auto& orcpt = rcpt->params.orcpt;
   if (orcpt.addr_type != nullptr && strcasecmp(orcpt.addr_type, "rfc822") == 0 && orcpt.addr_raw != nullptr) {
     // Dovecot has already decoded the xtext.
-    const chainmail::RouteResult route =
-        engine->router->route(orcpt.addr_raw, chainmail::Router::Explain::yes);
+    const char* trans_id = smtp_server_connection_get_transaction_id(rcpt->conn);
+    const chainmail::RouteResult& route = engine->route(trans_id != nullptr ? trans_id : "", orcpt.addr_raw);
     if (route.outcome == chainmail::Outcome::trouble) {
-      error = "routing ORCPT " + chainmail::trace_value(orcpt.addr_raw, {}, user) + ": " + route.reason;
+      // Dovecot logs with %s: the address is only cut to a sane length here.
+      error = "directory trouble routing ORCPT ";
+      error += std::string_view(orcpt.addr_raw).substr(0, chainmail::kMaxTraceOriginal);
+      error += ": ";
+      error += route.reason;
       return std::nullopt;
     }
     if (auto found = chainmail::find_via(route, user, config.routing.mailbox_domain,
