@@ -1,5 +1,6 @@
 #include "config.h"
 
+#include <algorithm>
 #include <array>
 #include <set>
 #include <utility>
@@ -175,7 +176,8 @@ const std::array kParams = {
         "services",
         "Service-mail recipients (Postfix pipes their mail to chainmail-service-mail): address or bare local "
         "part = \"kind\" or \"kind:argument\". Kinds: dmarc-reports (argument: the Maildir to file into; "
-        "default dmarc_reports.maildir).",
+        "default dmarc_reports.maildir), autoreply (no argument; [autoreply]), exec (argument: the command, "
+        "split at blanks, no shell; default exec.command).",
         TableParam{true, [](Config& c) -> StringTable& { return c.services; },
                    "\"dmarc\" = \"dmarc-reports:/var/vmail/int.pydis.wtf/dmarc/Maildir\""}},
     Param{"service_mail.log", "Where chainmail-service-mail logs: syslog (mail facility) or stderr.",
@@ -205,6 +207,51 @@ const std::array kParams = {
           IntParam{16, 1, 10000, [](Config& c) -> std::int64_t& { return c.dmarc_reports.max_zip_members; }}},
     Param{"dmarc_reports.max_xml_depth", "Deepest element nesting parsed in a report; deeper is Invalid.",
           IntParam{32, 8, 1000, [](Config& c) -> std::int64_t& { return c.dmarc_reports.max_xml_depth; }}},
+
+    Param{"autoreply.from", "From address of replies. Empty: the address the message was sent to.",
+          StringParam{"", [](Config& c) -> std::string& { return c.autoreply.from; }}},
+    Param{"autoreply.subject", "Subject of replies; %s is the incoming subject (cleaned, cut to 200).",
+          StringParam{"Re: %s", [](Config& c) -> std::string& { return c.autoreply.subject; }}},
+    Param{"autoreply.body", "Body of replies when autoreply.command is empty.",
+          StringParam{"This address is an automated service; your message was received.",
+                      [](Config& c) -> std::string& { return c.autoreply.body; }}},
+    Param{"autoreply.command",
+          "Command whose output is the reply body (argv, no shell; run with a clean environment). Empty: the "
+          "body template.",
+          ListParam{kNoStrings, [](Config& c) -> std::vector<std::string>& { return c.autoreply.command; }}},
+    Param{"autoreply.command_timeout_s", "Seconds autoreply.command may run; after that, no reply (75).",
+          IntParam{10, 1, 600, [](Config& c) -> std::int64_t& { return c.autoreply.command_timeout_s; }}},
+    Param{"autoreply.max_output_bytes", "Most output of autoreply.command used; more is cut.",
+          IntParam{65536, 1, 16777216,
+                   [](Config& c) -> std::int64_t& { return c.autoreply.max_output_bytes; }}},
+    Param{"autoreply.period_s", "At most one reply per sender in this many seconds.",
+          IntParam{86400, 1, 31536000, [](Config& c) -> std::int64_t& { return c.autoreply.period_s; }}},
+    Param{"autoreply.state_dir",
+          "Directory of the per-sender reply times (one file each); writable by the service-mail user.",
+          StringParam{"/var/lib/chainmail/autoreply",
+                      [](Config& c) -> std::string& { return c.autoreply.state_dir; }}},
+    Param{"autoreply.max_state_entries",
+          "Most senders remembered; when full of unexpired entries, no reply is sent (never a flood).",
+          IntParam{100000, 10, 10000000,
+                   [](Config& c) -> std::int64_t& { return c.autoreply.max_state_entries; }}},
+    Param{"autoreply.sendmail", "Postfix's sendmail, run as sendmail -i -f <> -- SENDER.",
+          StringParam{"/usr/sbin/sendmail", [](Config& c) -> std::string& { return c.autoreply.sendmail; }}},
+    Param{"autoreply.sendmail_timeout_s", "Seconds sendmail may take to accept the reply.",
+          IntParam{60, 1, 600, [](Config& c) -> std::int64_t& { return c.autoreply.sendmail_timeout_s; }}},
+
+    Param{"exec.command",
+          "Command of exec services without an argument (argv, no shell); the message is on its stdin, the "
+          "environment holds only PATH, SENDER, RECIPIENT, ORIGINAL_RECIPIENT and QUEUE_ID.",
+          ListParam{kNoStrings, [](Config& c) -> std::vector<std::string>& { return c.exec.command; }}},
+    Param{"exec.timeout_s", "Seconds the command may run; then its process group is killed (75).",
+          IntParam{60, 1, 3600, [](Config& c) -> std::int64_t& { return c.exec.timeout_s; }}},
+    Param{"exec.max_output_bytes",
+          "Most output (stdout and stderr) the command may write; more kills it (75).",
+          IntParam{65536, 1, 16777216, [](Config& c) -> std::int64_t& { return c.exec.max_output_bytes; }}},
+    Param{"exec.failure_exit",
+          "Exit status for a command exit outside 0 and sysexits 64-78 (those pass through): 75 retries, "
+          "69 (EX_UNAVAILABLE) or another 64-78 bounces.",
+          IntParam{75, 64, 78, [](Config& c) -> std::int64_t& { return c.exec.failure_exit; }}},
 
     Param{
         "milter.listen",
@@ -305,6 +352,21 @@ bool valid_domain_name(const std::string& d) {
 }
 
 }  // namespace
+
+std::vector<std::string> exec_argv(const Config& config, const ServiceSpec& spec) {
+  if (spec.argument.empty()) return config.exec.command;
+  std::vector<std::string> argv;
+  std::size_t pos = 0;
+  const std::string& a = spec.argument;
+  while (pos < a.size()) {
+    const auto start = a.find_first_not_of(" \t", pos);
+    if (start == std::string::npos) break;
+    const auto end = std::min(a.find_first_of(" \t", start), a.size());
+    argv.push_back(a.substr(start, end - start));
+    pos = end;
+  }
+  return argv;
+}
 
 ServiceSpec parse_service_spec(std::string_view value) {
   const auto colon = value.find(':');
@@ -455,10 +517,33 @@ std::vector<ConfigError> validate(const Config& c) {
       continue;
     }
     const auto spec = parse_service_spec(values.front());
-    if (spec.kind != kServiceDmarcReports) {
-      err("services." + key, "unknown service kind \"" + spec.kind + "\" (known: dmarc-reports)");
-    } else if (!spec.argument.empty() && spec.argument.front() != '/') {
-      err("services." + key, "the Maildir of a dmarc-reports service is an absolute path");
+    if (spec.kind == kServiceDmarcReports) {
+      if (!spec.argument.empty() && spec.argument.front() != '/')
+        err("services." + key, "the Maildir of a dmarc-reports service is an absolute path");
+    } else if (spec.kind == kServiceAutoreply) {
+      if (!spec.argument.empty()) err("services." + key, "an autoreply service takes no argument");
+      if (c.autoreply.state_dir.empty() || c.autoreply.state_dir.front() != '/')
+        err("autoreply.state_dir", "the state directory is an absolute path");
+      if (c.autoreply.sendmail.empty() || c.autoreply.sendmail.front() != '/')
+        err("autoreply.sendmail", "sendmail is an absolute path");
+    } else if (spec.kind == kServiceExec) {
+      const auto argv = exec_argv(c, spec);
+      if (argv.empty() || !argv.front().starts_with('/'))
+        err("services." + key,
+            "an exec service needs a command with an absolute path (argument or exec.command)");
+    } else {
+      err("services." + key,
+          "unknown service kind \"" + spec.kind + "\" (known: dmarc-reports, autoreply, exec)");
+    }
+  }
+  if (!c.autoreply.command.empty() && !c.autoreply.command.front().starts_with('/'))
+    err("autoreply.command", "the command is an absolute path");
+  if (!c.autoreply.from.empty() && !parse_address(c.autoreply.from).address)
+    err("autoreply.from", "\"" + c.autoreply.from + "\" is not an address");
+  for (const char ch : c.autoreply.subject) {
+    if (static_cast<unsigned char>(ch) < 32 || ch == 127) {
+      err("autoreply.subject", "the subject has a control character");
+      break;
     }
   }
   if (c.service_mail.log != "syslog" && c.service_mail.log != "stderr")

@@ -153,6 +153,29 @@ struct Config {
     std::int64_t max_xml_depth = 0;
   } dmarc_reports;
 
+  // The autoreply service: the reply (a template, or a command's output), who sends it, the rate limit.
+  struct Autoreply {
+    std::string from;
+    std::string subject;
+    std::string body;
+    std::vector<std::string> command;
+    std::int64_t command_timeout_s = 0;
+    std::int64_t max_output_bytes = 0;
+    std::int64_t period_s = 0;
+    std::string state_dir;
+    std::int64_t max_state_entries = 0;
+    std::string sendmail;
+    std::int64_t sendmail_timeout_s = 0;
+  } autoreply;
+
+  // The exec service: a command run with the message on stdin.
+  struct Exec {
+    std::vector<std::string> command;
+    std::int64_t timeout_s = 0;
+    std::int64_t max_output_bytes = 0;
+    std::int64_t failure_exit = 0;
+  } exec;
+
   // domains.main, the aliases and the internal domain: the domains whose recipients the chain decides.
   bool is_hosted_domain(std::string_view domain) const;
 
@@ -211,8 +234,13 @@ struct ServiceSpec {
 };
 ServiceSpec parse_service_spec(std::string_view value);
 
+// The argv of an exec service: its argument split at blanks (no shell, no quoting), else exec.command.
+std::vector<std::string> exec_argv(const Config& config, const ServiceSpec& spec);
+
 // The service kinds service-mail knows; validate() refuses any other.
 inline constexpr std::string_view kServiceDmarcReports = "dmarc-reports";
+inline constexpr std::string_view kServiceAutoreply = "autoreply";
+inline constexpr std::string_view kServiceExec = "exec";
 
 // Checks that go beyond one value's type and bounds: domains are valid and distinct, table keys and targets
 // are addresses, an LDAP or LDIF directory is configured, the delimiter is sane.

@@ -62,7 +62,7 @@ TEST(Config, ValidateChecksServicesAndReportFolders) {
   c.services = {{"dmarc", {"dmarc-reports"}},
                 {"dmarc-b@pydis.wtf", {"dmarc-reports:/srv/b/Maildir"}},
                 {"rel", {"dmarc-reports:relative/Maildir"}},
-                {"later", {"autoreply"}},
+                {"later", {"fortune-cookie"}},
                 {"two", {"dmarc-reports", "dmarc-reports"}},
                 {"bad key!", {"dmarc-reports"}}};
   c.service_mail.log = "file";
@@ -82,6 +82,30 @@ TEST(Config, ValidateChecksServicesAndReportFolders) {
   EXPECT_EQ(keys, want);
   EXPECT_EQ(parse_service_spec("dmarc-reports:/a:b").argument, "/a:b");
   EXPECT_EQ(parse_service_spec("dmarc-reports").argument, "");
+}
+
+TEST(Config, ValidateChecksAutoreplyAndExec) {
+  Config c = default_config();
+  c.directory.uris = {"ldap://127.0.0.1:389"};
+  c.services = {{"fortune", {"autoreply"}},
+                {"arg", {"autoreply:x"}},
+                {"router", {"exec:/usr/local/bin/post-report --verbose"}},
+                {"relcmd", {"exec:post-report"}},
+                {"nocmd", {"exec"}}};
+  c.autoreply.state_dir = "state";
+  c.autoreply.from = "not an address";
+  c.autoreply.subject = "Re: %s\r\nBcc: x@y";
+  c.autoreply.command = {"fortune"};
+  std::set<std::string> keys;
+  for (const auto& e : validate(c)) keys.insert(e.key);
+  const std::set<std::string> want = {"services.arg",        "services.relcmd", "services.nocmd",
+                                      "autoreply.state_dir", "autoreply.from",  "autoreply.subject",
+                                      "autoreply.command"};
+  EXPECT_EQ(keys, want);
+  EXPECT_EQ(exec_argv(c, parse_service_spec("exec:/bin/a  b\tc")),
+            (std::vector<std::string>{"/bin/a", "b", "c"}));
+  c.exec.command = {"/bin/x", "y z"};
+  EXPECT_EQ(exec_argv(c, parse_service_spec("exec")), c.exec.command);
 }
 
 }  // namespace
