@@ -5,24 +5,33 @@
 //   chainmail config check FILE                                     every error of a configuration file
 //   chainmail socketmap [--config FILE] [--listen SPEC]              serve Postfix's socketmap maps "route",
 //   "senders"
+//   chainmail dmarc [--json|--csv] [filters] [PATH...]              DMARC aggregate report summary
+//   (docs/dmarc.md)
 //
 // Exit status follows sysexits(3) where it matters to scripts: 75 temporary trouble (try again), 78
-// configuration error, 64 usage; for route also 1 when some address is not routed.
+// configuration error, 64 usage; for route also 1 when some address is not routed; for dmarc 1 when some
+// file or report was bad (each is named on stderr and skipped; the output covers the rest).
 #include <signal.h>
 #include <sysexits.h>
 
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <iostream>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <tuple>
 
 #include "adapters/config_loader.h"
 #include "adapters/directory_factory.h"
 #include "adapters/socketmap_server.h"
+#include "cli/dmarc_input.h"
+#include "cli/dmarc_json.h"
 #include "cli/route_report.h"
+#include "core/dmarc_summary.h"
 #include "core/route_format.h"
 #include "core/router.h"
 #include "core/senders.h"
@@ -186,6 +195,110 @@ int cmd_socketmap(const std::string& config_path, const std::string& listen) {
   return 0;
 }
 
+struct DmarcOptions {
+  std::string maildir;               // overrides dmarc_reports.maildir
+  std::vector<std::string> folders;  // default: dmarc_reports.folder_new
+  std::vector<std::string> paths;    // files and directories instead of the Maildir
+  std::string since;
+  std::string until;
+  std::vector<std::string> domains;
+  std::vector<std::string> reporters;
+  std::string view = "all";
+  bool json = false;
+  bool csv = false;
+  bool resolve = false;
+  int resolve_timeout_ms = 2000;
+  bool config_given = false;
+};
+
+int cmd_dmarc(const std::string& config_path, const DmarcOptions& o) {
+  using chainmail::DmarcView;
+  // Files named on the command line need no configuration unless one is asked for; the Maildir does.
+  Config config = chainmail::default_config();
+  if (o.config_given || o.paths.empty() || std::filesystem::exists(config_path)) {
+    auto loaded = load_or_report(config_path);
+    if (!loaded) return EX_CONFIG;
+    config = std::move(*loaded);
+  }
+  chainmail::DmarcFilter filter;
+  for (const auto& [text, bound, extra] : {std::tuple{&o.since, &filter.since, std::int64_t{0}},
+                                           std::tuple{&o.until, &filter.until, std::int64_t{86399}}}) {
+    if (text->empty()) continue;
+    const auto day = chainmail::parse_day(*text);
+    if (!day) {
+      std::cerr << "chainmail: dmarc: not a date (YYYY-MM-DD): " << chainmail::printable(*text) << "\n";
+      return EX_USAGE;
+    }
+    *bound = *day + extra;
+  }
+  filter.domains = o.domains;
+  filter.reporters = o.reporters;
+  const DmarcView view = o.view == "reports"   ? DmarcView::Reports
+                         : o.view == "sources" ? DmarcView::Sources
+                                               : DmarcView::All;
+
+  std::vector<std::filesystem::path> inputs(o.paths.begin(), o.paths.end());
+  if (inputs.empty()) {
+    const std::string root = o.maildir.empty() ? config.dmarc_reports.maildir : o.maildir;
+    if (root.empty()) {
+      std::cerr << "chainmail: dmarc: no files named and no Maildir (dmarc_reports.maildir or --maildir)\n";
+      return EX_CONFIG;
+    }
+    const auto folders =
+        o.folders.empty() ? std::vector<std::string>{config.dmarc_reports.folder_new} : o.folders;
+    for (const auto& f : folders) {
+      const auto dir = chainmail::maildir_folder_path(root, f);
+      inputs.push_back(dir / "cur");
+      inputs.push_back(dir / "new");
+    }
+  }
+
+  chainmail::ReportReadLimits limits;
+  const auto& r = config.dmarc_reports;
+  limits.max_file_bytes = static_cast<std::size_t>(r.max_message_bytes);
+  limits.archive.max_bytes = static_cast<std::size_t>(r.max_decompressed_bytes);
+  limits.archive.max_members = static_cast<std::size_t>(r.max_zip_members);
+  limits.parse.max_depth = static_cast<std::size_t>(r.max_xml_depth);
+
+  chainmail::DmarcSummary summary(filter);
+  const auto stats = chainmail::for_each_report(
+      inputs, limits,
+      [&summary](const std::filesystem::path& /*file*/, const chainmail::AggregateReport& report) {
+        summary.add(report);
+      },
+      [](const std::filesystem::path& file, const std::string& reason) {
+        std::cerr << "chainmail: dmarc: " << chainmail::printable(file.string()) << ": "
+                  << chainmail::printable(reason.substr(0, 300)) << "\n";
+      });
+
+  const auto reports = summary.reports();
+  auto sources = summary.sources();
+  if (o.resolve && view != DmarcView::Reports) {
+    std::map<std::string, std::string> cache;
+    std::vector<std::string> ips;
+    ips.reserve(sources.size());
+    for (const auto& s : sources) ips.push_back(s.key.source_ip);
+    chainmail::reverse_dns(ips, std::chrono::milliseconds(o.resolve_timeout_ms), 16, cache);
+    for (auto& s : sources) s.ptr = cache[s.key.source_ip];
+  }
+  if (o.json) {
+    const chainmail::DmarcTotals totals{reports.size(), summary.messages(), summary.duplicates(),
+                                        summary.filtered(), stats.bad};
+    std::cout << chainmail::dmarc_to_json(reports, sources, view, o.resolve, totals)
+                     .dump(2, ' ', false, nlohmann::json::error_handler_t::replace)
+              << "\n";
+  } else if (o.csv) {
+    std::cout << chainmail::render_dmarc_csv(reports, sources, view, o.resolve);
+  } else {
+    std::cout << chainmail::render_dmarc_table(reports, sources, view, o.resolve);
+    std::cout << "\n"
+              << stats.files << " files, " << reports.size() << " reports, " << summary.messages()
+              << " messages; " << summary.duplicates() << " duplicates, " << summary.filtered()
+              << " filtered out, " << stats.bad << " bad\n";
+  }
+  return stats.bad == 0 ? 0 : 1;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -216,6 +329,33 @@ int main(int argc, char** argv) {
   socketmap->add_option("--config", config_path, "Configuration file");
   socketmap->add_option("--listen", listen, "inet:HOST:PORT or unix:PATH (default: socketmap.listen)");
 
+  auto* dmarc = app.add_subcommand(
+      "dmarc",
+      "Summarise DMARC aggregate reports: per report, and per source IP / From / disposition / results");
+  DmarcOptions dmarc_opts;
+  auto* dmarc_config = dmarc->add_option("--config", config_path, "Configuration file");
+  dmarc->add_option("--maildir", dmarc_opts.maildir, "Maildir to read (default: dmarc_reports.maildir)");
+  dmarc->add_option(
+      "--folder", dmarc_opts.folders,
+      "Maildir++ folder to read, repeatable; INBOX for the root (default: dmarc_reports.folder_new)");
+  dmarc->add_option("--since", dmarc_opts.since,
+                    "Only reports whose period ends on or after this UTC day (YYYY-MM-DD)");
+  dmarc->add_option("--until", dmarc_opts.until,
+                    "Only reports whose period begins on or before this UTC day");
+  dmarc->add_option("--domain", dmarc_opts.domains, "Only reports for this policy domain, repeatable");
+  dmarc->add_option("--reporter", dmarc_opts.reporters,
+                    "Only reports whose organisation or contact contains this text, repeatable");
+  dmarc->add_option("--view", dmarc_opts.view, "Tables to print: all, reports or sources")
+      ->check(CLI::IsMember({"all", "reports", "sources"}));
+  auto* dmarc_json = dmarc->add_flag("--json", dmarc_opts.json, "Print JSON");
+  dmarc->add_flag("--csv", dmarc_opts.csv, "Print CSV (RFC 4180)")->excludes(dmarc_json);
+  dmarc->add_flag("--resolve", dmarc_opts.resolve, "Add the reverse DNS name of each source IP");
+  dmarc->add_option("--resolve-timeout", dmarc_opts.resolve_timeout_ms, "Milliseconds per reverse lookup")
+      ->check(CLI::Range(1, 60000));
+  dmarc->add_option(
+      "path", dmarc_opts.paths,
+      "Report files (.xml, .gz, .zip, .eml, Maildir messages) or directories, instead of the Maildir");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -230,6 +370,10 @@ int main(int argc, char** argv) {
     }
     if (check->parsed()) return cmd_config_check(check_path);
     if (socketmap->parsed()) return cmd_socketmap(config_path, listen);
+    if (dmarc->parsed()) {
+      dmarc_opts.config_given = dmarc_config->count() > 0;
+      return cmd_dmarc(config_path, dmarc_opts);
+    }
   } catch (const std::exception& e) {
     std::cerr << "chainmail: " << e.what() << "\n";
     return EX_SOFTWARE;

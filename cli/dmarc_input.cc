@@ -1,0 +1,226 @@
+// dmarc_input.cc - see dmarc_input.h.
+#include "cli/dmarc_input.h"
+
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <condition_variable>
+#include <cstring>
+#include <fstream>
+#include <memory>
+#include <mutex>
+#include <system_error>
+#include <thread>
+
+#include "adapters/mime/from_header.h"
+#include "adapters/mime/report_parts.h"
+
+namespace chainmail {
+namespace {
+
+namespace fs = std::filesystem;
+
+// Reads a whole regular file of at most `max` bytes; false with a reason otherwise.
+bool read_file(const fs::path& file, std::size_t max, std::string& out, std::string& why) {
+  std::error_code ec;
+  const auto size = fs::file_size(file, ec);
+  if (ec) {
+    why = ec.message();
+    return false;
+  }
+  if (size > max) {
+    why = "larger than " + std::to_string(max) + " bytes";
+    return false;
+  }
+  std::ifstream in(file, std::ios::binary);
+  if (!in) {
+    why = std::strerror(errno);
+    return false;
+  }
+  out.resize(size);
+  in.read(out.data(), static_cast<std::streamsize>(size));
+  if (static_cast<std::size_t>(in.gcount()) != size) {
+    why = "short read";
+    return false;
+  }
+  return true;
+}
+
+// Parses one report document (raw, gzip or zip bytes) into `into`; returns the reason on failure.
+std::string decode_document(std::string_view data, const ReportReadLimits& limits,
+                            std::vector<AggregateReport>& into) {
+  const auto extracted = extract_report(data, limits.archive);
+  if (!extracted.ok()) return extracted.error;
+  auto parsed = parse_aggregate_report(*extracted.xml, limits.parse);
+  if (!parsed.ok()) return parsed.error;
+  into.push_back(std::move(*parsed.report));
+  return {};
+}
+
+void walk(const fs::path& path, const ReportReadLimits& limits, const ReportSink& report, const BadSink& bad,
+          ReportWalkStats& stats) {
+  std::string data;
+  std::string why;
+  if (!read_file(path, limits.max_file_bytes, data, why)) {
+    ++stats.bad;
+    bad(path, why);
+    return;
+  }
+  ++stats.files;
+  stats.bytes += data.size();
+  auto decoded = decode_report_file(data, limits);
+  data = std::string();  // the bytes are not needed once parsed
+  if (decoded.reports.empty()) {
+    ++stats.bad;
+    bad(path, decoded.errors.empty() ? std::string("no aggregate report") : decoded.errors.front());
+    return;
+  }
+  for (const auto& e : decoded.errors) {
+    ++stats.bad;
+    bad(path, e);
+  }
+  for (const auto& r : decoded.reports) {
+    ++stats.reports;
+    report(path, r);
+  }
+}
+
+// An XML document (a byte order mark and white space allowed before its first '<'); a mail message never
+// starts with '<', so the parser's own reason is the one worth showing.
+bool looks_like_xml(std::string_view data) {
+  if (data.starts_with("\xEF\xBB\xBF")) data.remove_prefix(3);
+  const auto first = data.find_first_not_of(" \t\r\n");
+  return first != std::string_view::npos && data[first] == '<';
+}
+
+}  // namespace
+
+DecodedFile decode_report_file(std::string_view data, const ReportReadLimits& limits) {
+  DecodedFile out;
+  if (detect_report_encoding(data) != ReportEncoding::Plain || looks_like_aggregate_report(data) ||
+      looks_like_xml(data)) {
+    if (auto e = decode_document(data, limits, out.reports); !e.empty()) out.errors.push_back(std::move(e));
+    return out;
+  }
+  init_mime();
+  const auto classified = classify_report_message(data);
+  if (classified.kind != ReportKind::Aggregate) {
+    out.errors.push_back("not an aggregate report (" + std::string(report_kind_name(classified.kind)) + ": " +
+                         classified.why + ")");
+    return out;
+  }
+  for (const auto& part : classified.reports) {
+    if (auto e = decode_document(part.data, limits, out.reports); !e.empty())
+      out.errors.push_back((part.filename.empty() ? std::string("report part") : part.filename) + ": " + e);
+  }
+  return out;
+}
+
+ReportWalkStats for_each_report(const std::vector<fs::path>& paths, const ReportReadLimits& limits,
+                                const ReportSink& report, const BadSink& bad) {
+  ReportWalkStats stats;
+  for (const auto& path : paths) {
+    std::error_code ec;
+    const auto status = fs::status(path, ec);
+    if (ec || !fs::exists(status)) {
+      ++stats.bad;
+      bad(path, ec ? ec.message() : "no such file or directory");
+      continue;
+    }
+    if (!fs::is_directory(status)) {
+      walk(path, limits, report, bad, stats);
+      continue;
+    }
+    // Names only (not reports) are collected, so that the order, and with it the output, is stable.
+    std::vector<fs::path> files;
+    fs::recursive_directory_iterator it(path, fs::directory_options::skip_permission_denied, ec);
+    for (; !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
+      std::error_code type_ec;
+      if (it->is_regular_file(type_ec) && !it->is_symlink(type_ec)) files.push_back(it->path());
+    }
+    if (ec) {
+      ++stats.bad;
+      bad(path, ec.message());
+    }
+    std::sort(files.begin(), files.end());
+    for (const auto& f : files) walk(f, limits, report, bad, stats);
+  }
+  return stats;
+}
+
+fs::path maildir_folder_path(const fs::path& root, std::string_view folder) {
+  if (folder.empty() || folder == "INBOX") return root;
+  return root / ("." + std::string(folder));
+}
+
+namespace {
+
+// What the lookup threads share with the caller; a thread that outlives the timeout still has it.
+struct RdnsState {
+  std::mutex mutex;
+  std::condition_variable done;
+  std::map<std::string, std::string> results;
+};
+
+std::string lookup_ptr(const std::string& address) {
+  sockaddr_storage ss{};
+  socklen_t len = 0;
+  auto* v4 = reinterpret_cast<sockaddr_in*>(&ss);
+  auto* v6 = reinterpret_cast<sockaddr_in6*>(&ss);
+  if (inet_pton(AF_INET, address.c_str(), &v4->sin_addr) == 1) {
+    v4->sin_family = AF_INET;
+    len = sizeof(sockaddr_in);
+  } else if (inet_pton(AF_INET6, address.c_str(), &v6->sin6_addr) == 1) {
+    v6->sin6_family = AF_INET6;
+    len = sizeof(sockaddr_in6);
+  } else {
+    return "? (not an IP address)";
+  }
+  std::string host(NI_MAXHOST, '\0');
+  const int rc = getnameinfo(reinterpret_cast<sockaddr*>(&ss), len, host.data(),
+                             static_cast<socklen_t>(host.size()), nullptr, 0, NI_NAMEREQD);
+  if (rc == 0) {
+    host.resize(std::strlen(host.c_str()));
+    return host;
+  }
+  if (rc == EAI_NONAME) return "-";
+  return std::string("? (") + gai_strerror(rc) + ")";
+}
+
+}  // namespace
+
+void reverse_dns(const std::vector<std::string>& addresses, std::chrono::milliseconds timeout,
+                 std::size_t parallel, std::map<std::string, std::string>& cache) {
+  std::vector<std::string> todo;
+  for (const auto& a : addresses)
+    if (!cache.contains(a) && std::find(todo.begin(), todo.end(), a) == todo.end()) todo.push_back(a);
+  parallel = std::max<std::size_t>(parallel, 1);
+  for (std::size_t first = 0; first < todo.size(); first += parallel) {
+    const std::size_t last = std::min(todo.size(), first + parallel);
+    auto state = std::make_shared<RdnsState>();
+    for (std::size_t i = first; i < last; ++i) {
+      // Detached: getnameinfo cannot be cancelled, and a stuck one must not hold the command up.
+      std::thread([state, address = todo[i]]() noexcept {
+        std::string name;
+        try {
+          name = lookup_ptr(address);
+        } catch (...) {
+          name = "? (lookup failed)";
+        }
+        const std::lock_guard lock(state->mutex);
+        state->results.emplace(address, std::move(name));
+        state->done.notify_all();
+      }).detach();
+    }
+    std::unique_lock lock(state->mutex);
+    state->done.wait_for(lock, timeout, [&] { return state->results.size() == last - first; });
+    for (std::size_t i = first; i < last; ++i) {
+      const auto found = state->results.find(todo[i]);
+      cache[todo[i]] = found != state->results.end() ? found->second : "? (timeout)";
+    }
+  }
+}
+
+}  // namespace chainmail

@@ -1,0 +1,70 @@
+// dmarc_input.h - where `chainmail dmarc` gets its reports: files, directories and Maildir folders, one
+// file at a time.
+//
+// for_each_report() walks the paths it is given (directories recursively, in name order; a Maildir folder's
+// cur/ and new/ are plain directories to it) and decides what each file is from its bytes, never its name:
+// gzip or zip magic -> the archived report; an XML document with a <feedback> root -> the report; anything
+// else is read as a mail message (an .eml or a Maildir message file) and every aggregate report part in it
+// is taken. Each report is parsed and handed to the callback, then dropped: at most one file and its
+// reports are in memory at a time.
+//
+// SECURITY: the files are attacker data (report senders wrote them). A file larger than max_file_bytes is
+// refused unread; decompression and parsing are capped by ArchiveLimits and ReportParseLimits. Symbolic
+// links inside directories are not followed.
+//
+// DIAGNOSTICS: every file that yields no report, and every report part that does not parse, goes to the
+// `bad` callback with the file and a short reason (attacker-influenced: the callback must escape it).
+//
+// reverse_dns() looks names up with getnameinfo(3), each in its own thread so that a stuck lookup costs
+// at most the timeout; results are cached per address by the caller's map.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "adapters/mime/report_archive.h"
+#include "core/dmarc_report.h"
+
+namespace chainmail {
+
+struct ReportReadLimits {
+  std::size_t max_file_bytes = std::size_t{32} << 20U;
+  ArchiveLimits archive;
+  ReportParseLimits parse;
+};
+
+struct ReportWalkStats {
+  std::uint64_t files = 0;    // regular files read
+  std::uint64_t reports = 0;  // reports parsed
+  std::uint64_t bad = 0;      // calls to `bad`
+  std::uint64_t bytes = 0;    // bytes of the files read
+};
+
+using ReportSink = std::function<void(const std::filesystem::path& file, const AggregateReport& report)>;
+using BadSink = std::function<void(const std::filesystem::path& file, const std::string& reason)>;
+
+ReportWalkStats for_each_report(const std::vector<std::filesystem::path>& paths,
+                                const ReportReadLimits& limits, const ReportSink& report, const BadSink& bad);
+
+// The reports in one file's bytes (already read), or the reason there is none. A message may hold several.
+struct DecodedFile {
+  std::vector<AggregateReport> reports;
+  std::vector<std::string> errors;  // one per part that failed; the file is bad when reports is empty
+};
+DecodedFile decode_report_file(std::string_view data, const ReportReadLimits& limits);
+
+// The Maildir++ folder `folder` of `root`: "INBOX" or "" is the root itself, else root/.<folder>.
+std::filesystem::path maildir_folder_path(const std::filesystem::path& root, std::string_view folder);
+
+// Reverse DNS of each address, at most `parallel` lookups at a time, each bounded by `timeout`. Found: the
+// name; no name: "-"; trouble (timeout, temporary failure): "?" and a reason in parentheses. Addresses
+// already in `cache` are not looked up again.
+void reverse_dns(const std::vector<std::string>& addresses, std::chrono::milliseconds timeout,
+                 std::size_t parallel, std::map<std::string, std::string>& cache);
+
+}  // namespace chainmail

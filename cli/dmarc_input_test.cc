@@ -1,0 +1,111 @@
+// dmarc_input_test.cc - what `chainmail dmarc` reads: each kind of file from the shared corpus
+// (CHAINMAIL_DMARC_SAMPLES), decided by content; directory walking; the Maildir folder layout; reverse DNS.
+#include "cli/dmarc_input.h"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <string>
+
+namespace chainmail {
+namespace {
+
+namespace fs = std::filesystem;
+
+const fs::path kSamples = CHAINMAIL_DMARC_SAMPLES;
+
+std::string slurp(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+struct SampleCase {
+  const char* file;  // under aggregate/
+  const char* org;   // metadata/org_name of the report in it
+  std::uint64_t messages;
+};
+
+// The counts are the sums of <count> in each file (checked by hand against the XML).
+TEST(DmarcInput, DecodesEachEncodingByContent) {
+  const std::vector<SampleCase> cases = {
+      {"example.net!example.com!1529366400!1529452799.xml", "example.net", 1},
+      {"fastmail.com!example.com!1516060800!1516147199!102675056.xml.gz", "FastMail Pty Ltd", 1},
+      {"estadocuenta1.infonacot.gob.mx!example.com!1536853302!1536939702!2940.xml.zip", "XYZ Corporation", 1},
+      {"google-borschow.com-949348866075514174.eml", "google.com", 1},
+      {"rfc9990-sample.xml", "Sample Reporter", 123},
+      {"rfc9990-example.net!example.com!1700000000!1700086399.xml", "example.net", 7},
+  };
+  for (const auto& c : cases) {
+    const auto data = slurp(kSamples / "aggregate" / c.file);
+    ASSERT_FALSE(data.empty()) << c.file;
+    const auto decoded = decode_report_file(data, {});
+    ASSERT_EQ(decoded.reports.size(), 1U)
+        << c.file << ": " << (decoded.errors.empty() ? "" : decoded.errors[0]);
+    EXPECT_EQ(decoded.reports[0].metadata.org_name, c.org) << c.file;
+    EXPECT_EQ(decoded.reports[0].message_count(), c.messages) << c.file;
+  }
+}
+
+TEST(DmarcInput, BadFilesSayWhy) {
+  for (const char* f :
+       {"aggregate/invalid_xml.xml", "aggregate/invalid_utf_8.xml",
+        "aggregate_invalid/report_with_upper_cased_pass.xml", "failure/dmarc_ruf_report_linkedin.eml"}) {
+    const auto decoded = decode_report_file(slurp(kSamples / f), {});
+    EXPECT_TRUE(decoded.reports.empty()) << f;
+    ASSERT_FALSE(decoded.errors.empty()) << f;
+    EXPECT_FALSE(decoded.errors[0].empty()) << f;
+  }
+  EXPECT_FALSE(decode_report_file("", {}).errors.empty());
+}
+
+TEST(DmarcInput, FileSizeCap) {
+  ReportReadLimits limits;
+  limits.max_file_bytes = 100;
+  std::vector<std::string> bad;
+  const auto stats = for_each_report(
+      {kSamples / "aggregate" / "rfc9990-sample.xml"}, limits, [](const fs::path&, const AggregateReport&) {},
+      [&](const fs::path&, const std::string& why) { bad.push_back(why); });
+  EXPECT_EQ(stats.reports, 0U);
+  ASSERT_EQ(bad.size(), 1U);
+  EXPECT_NE(bad[0].find("larger than"), std::string::npos);
+}
+
+TEST(DmarcInput, WalksDirectoriesInOrder) {
+  const fs::path dir = fs::temp_directory_path() / ("dmarc_input_test." + std::to_string(getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir / "sub");
+  fs::copy_file(kSamples / "aggregate" / "rfc9990-sample.xml", dir / "b");
+  fs::copy_file(kSamples / "aggregate" / "invalid_xml.xml", dir / "a");
+  fs::copy_file(kSamples / "aggregate" / "example.net!example.com!1529366400!1529452799.xml",
+                dir / "sub" / "c");
+  std::vector<std::string> seen;
+  std::vector<std::string> bad;
+  const auto stats = for_each_report(
+      {dir, dir / "missing"}, {},
+      [&](const fs::path& f, const AggregateReport&) { seen.push_back(f.filename().string()); },
+      [&](const fs::path& f, const std::string&) { bad.push_back(f.filename().string()); });
+  EXPECT_EQ(seen, (std::vector<std::string>{"b", "c"}));
+  EXPECT_EQ(bad, (std::vector<std::string>{"a", "missing"}));
+  EXPECT_EQ(stats.files, 3U);
+  EXPECT_EQ(stats.reports, 2U);
+  EXPECT_EQ(stats.bad, 2U);
+  fs::remove_all(dir);
+}
+
+TEST(DmarcInput, MaildirFolderPath) {
+  EXPECT_EQ(maildir_folder_path("/m", "Reports.New"), fs::path("/m/.Reports.New"));
+  EXPECT_EQ(maildir_folder_path("/m", "INBOX"), fs::path("/m"));
+  EXPECT_EQ(maildir_folder_path("/m", ""), fs::path("/m"));
+}
+
+TEST(DmarcInput, ReverseDnsCachesAndNamesTrouble) {
+  std::map<std::string, std::string> cache{{"192.0.2.99", "cached.example"}};
+  reverse_dns({"127.0.0.1", "not-an-ip", "192.0.2.99"}, std::chrono::milliseconds(3000), 4, cache);
+  EXPECT_EQ(cache["192.0.2.99"], "cached.example");
+  EXPECT_EQ(cache["not-an-ip"].rfind("? ", 0), 0U) << cache["not-an-ip"];
+  EXPECT_FALSE(cache["127.0.0.1"].empty());  // "localhost" from /etc/hosts, or "-"/"?": never left blank
+}
+
+}  // namespace
+}  // namespace chainmail
