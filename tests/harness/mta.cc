@@ -233,6 +233,7 @@ std::map<std::string, std::string, std::less<>> Mta::template_values(const MtaOp
       {"SASL_PATH", options.submission ? options.submission->sasl_path : std::string("smtpd")},
       {"SERVICE_USER", options.service_user},
       {"SERVICE_MAIL", options.service_mail},
+      {"CHAINMAIL_CONF", options.chainmail_conf.string()},
   };
 }
 

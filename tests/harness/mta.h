@@ -68,7 +68,8 @@ struct MtaOptions {
   std::string service_domain = "service-mail.localhost";
   std::string relayhost;  // Empty: a loopback port where nothing listens, so relayed mail stays deferred.
   std::string service_user = "nobody";
-  std::string service_mail = "/bin/true";
+  std::string service_mail = "/bin/true";  // the pipe's program (chainmail-service-mail's flags follow it)
+  std::filesystem::path chainmail_conf = "/dev/null";  // its --config
   std::optional<MtaSubmission> submission;     // Unset: open submission for mynetworks, no TLS (above).
   std::map<std::string, std::string> main_cf;  // postconf -e NAME=VALUE, after the template
   std::vector<std::string> master_cf;          // postconf -P SERVICE/TYPE/PARAMETER=VALUE; "@SMTPD@" and
