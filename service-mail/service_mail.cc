@@ -1,14 +1,22 @@
 // service_mail.cc - see service_mail.h.
 #include "service-mail/service_mail.h"
 
+#include <unistd.h>
+
 #include <array>
+#include <chrono>
+#include <ctime>
+#include <random>
 
 #include "adapters/maildir.h"
 #include "adapters/mime/from_header.h"
 #include "adapters/mime/report_archive.h"
 #include "adapters/mime/report_parts.h"
 #include "core/address.h"
+#include "core/autoreply.h"
 #include "core/dmarc_report.h"
+#include "service-mail/reply_state.h"
+#include "service-mail/subprocess.h"
 
 namespace chainmail {
 namespace {
@@ -32,7 +40,29 @@ std::string check_aggregate(const Config& config, const ClassifiedMessage& class
 
 const std::array kKinds = {
     ServiceKindEntry{kServiceDmarcReports, file_dmarc_report},
+    ServiceKindEntry{kServiceAutoreply, send_autoreply},
+    ServiceKindEntry{kServiceExec, run_exec},
 };
+
+// A unique token for the reply's Message-ID: time, pid and 64 random bits.
+std::string unique_token() {
+  std::random_device rd;
+  const std::uint64_t r = (static_cast<std::uint64_t>(rd()) << 32U) | rd();
+  static constexpr std::string_view kHex = "0123456789abcdef";
+  std::string out = std::to_string(std::time(nullptr)) + "." + std::to_string(::getpid()) + ".";
+  for (int shift = 60; shift >= 0; shift -= 4) out += kHex[(r >> static_cast<unsigned>(shift)) & 15U];
+  return out;
+}
+
+// The service address replies come from: autoreply.from, else the address the sender wrote (the original
+// recipient), else the envelope recipient.
+std::optional<Address> reply_from(const Config& config, const Envelope& envelope) {
+  for (const auto& text : {config.autoreply.from, envelope.original_recipient, envelope.recipient}) {
+    if (text.empty()) continue;
+    if (auto a = parse_address(text).address) return a;
+  }
+  return std::nullopt;
+}
 
 }  // namespace
 
@@ -103,6 +133,97 @@ ServiceOutcome file_dmarc_report(const Config& config, const ServiceSpec& spec, 
   out.folder = folder.empty() ? "INBOX" : folder;
   out.detail = detail + "; filed in " + out.folder;
   return out;
+}
+
+namespace {
+
+std::vector<std::string> clean_environment(const Envelope& envelope) {
+  return {"PATH=/usr/bin:/bin", "SENDER=" + envelope.sender, "RECIPIENT=" + envelope.recipient,
+          "ORIGINAL_RECIPIENT=" + envelope.original_recipient, "QUEUE_ID=" + envelope.queue_id};
+}
+
+}  // namespace
+
+int exec_exit_code(const CommandResult& result, int failure_exit) {
+  if (result.end != CommandResult::End::Exited) return kExitTempFail;  // timeout, signal, overflow, not run
+  if (result.status == 0) return kExitOk;
+  if (result.status >= 64 && result.status <= 78) return result.status;  // sysexits pass through
+  return failure_exit;
+}
+
+ServiceOutcome run_exec(const Config& config, const ServiceSpec& spec, const Envelope& envelope,
+                        std::string_view message) {
+  CommandSpec cmd;
+  cmd.argv = exec_argv(config, spec);
+  cmd.env = clean_environment(envelope);
+  cmd.input = message;
+  cmd.timeout = std::chrono::seconds(config.exec.timeout_s);
+  cmd.max_output = static_cast<std::size_t>(config.exec.max_output_bytes);
+  cmd.overflow_kills = true;
+  if (cmd.argv.empty()) return {kExitTempFail, "exec: no command configured", {}};
+  const auto result = run_command(cmd);
+  ServiceOutcome out;
+  out.exit_code = exec_exit_code(result, static_cast<int>(config.exec.failure_exit));
+  out.detail = "exec " + cmd.argv.front() + ": " + result.describe();
+  if (!result.output.empty()) out.detail += ", output: " + log_safe(result.output, 200);
+  return out;
+}
+
+ServiceOutcome send_autoreply(const Config& config, const ServiceSpec& /*spec*/, const Envelope& envelope,
+                              std::string_view message) {
+  const auto& a = config.autoreply;
+  const auto headers = parse_header_fields(message);
+  const auto decision = should_reply(config, envelope.sender, headers);
+  if (!decision.reply) return {kExitOk, "no reply: " + decision.reason, {}};
+  const auto from = reply_from(config, envelope);
+  if (!from) return {kExitTempFail, "no valid service address to reply from", {}};
+  if (iequals(from->str(), decision.recipient->str())) return {kExitOk, "no reply: sender is ourselves", {}};
+
+  const std::string key = rate_key(*decision.recipient);
+  const auto slot = claim_reply_slot(a.state_dir, key, static_cast<std::time_t>(a.period_s),
+                                     static_cast<std::size_t>(a.max_state_entries), std::time(nullptr));
+  switch (slot.slot) {
+    case ReplySlot::Limited:
+      return {kExitOk, "no reply: already answered within autoreply.period_s", {}};
+    case ReplySlot::Full:
+      return {kExitOk, "no reply: autoreply.state_dir holds autoreply.max_state_entries senders", {}};
+    case ReplySlot::Trouble:
+      return {kExitTempFail, "autoreply state: " + slot.error, {}};
+    case ReplySlot::Granted:
+      break;
+  }
+  auto give_back = [&](std::string why) {
+    release_reply_slot(a.state_dir, key);
+    return ServiceOutcome{kExitTempFail, std::move(why), {}};
+  };
+
+  ReplyParts parts{*from, *decision.recipient, a.subject, a.body, unique_token(), std::time(nullptr)};
+  if (!a.command.empty()) {
+    CommandSpec cmd;
+    cmd.argv = a.command;
+    cmd.env = clean_environment(envelope);
+    cmd.timeout = std::chrono::seconds(a.command_timeout_s);
+    cmd.max_output = static_cast<std::size_t>(a.max_output_bytes);
+    cmd.overflow_kills = false;  // a long fortune is cut, not an error
+    const auto result = run_command(cmd);
+    if (!result.ok()) return give_back("autoreply.command " + a.command.front() + ": " + result.describe());
+    parts.body = result.output;
+  }
+  const std::string reply = build_reply(parts, headers);
+
+  CommandSpec send;
+  send.argv = {a.sendmail, "-i", "-f", "<>", "--", decision.recipient->str()};
+  send.env = {"PATH=/usr/bin:/bin"};
+  send.input = reply;
+  send.timeout = std::chrono::seconds(a.sendmail_timeout_s);
+  send.overflow_kills = false;
+  const auto sent = run_command(send);
+  if (!sent.ok()) {
+    std::string why = "sendmail: " + sent.describe();
+    if (!sent.output.empty()) why += ", output: " + log_safe(sent.output, 200);
+    return give_back(why);
+  }
+  return {kExitOk, "replied to " + decision.recipient->str() + " from " + from->str(), {}};
 }
 
 ServiceOutcome run_service(const Config& config, const Envelope& envelope,

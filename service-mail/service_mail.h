@@ -9,6 +9,8 @@
 // time can fix (disk full, permissions, configuration) so Postfix keeps the message; 67 EX_NOUSER for a
 // recipient no service claims; 65 EX_DATAERR for a message over the size limit (retrying cannot help).
 //
+// autoreply and exec: see send_autoreply() and run_exec() below.
+//
 // dmarc-reports: classify the message (adapters/mime/report_parts.h), decompress and parse each aggregate
 // report part within the [dmarc_reports] limits, then file the message unchanged into the Maildir: valid
 // aggregate -> folder_new, unparseable or unsafe aggregate -> folder_invalid, failure report ->
@@ -65,6 +67,23 @@ ServiceOutcome run_service(const Config& config, const Envelope& envelope, std::
 // The dmarc-reports handler (exposed for tests).
 ServiceOutcome file_dmarc_report(const Config& config, const ServiceSpec& spec, const Envelope& envelope,
                                  std::string_view message);
+
+// The autoreply handler: decides (core/autoreply.h), takes the sender's slot (reply_state.h), builds the
+// reply from the template or autoreply.command's output and sends it with sendmail -i -f <> -- SENDER.
+// 0 when answered or rightly not answered; 75 when the state, the command or sendmail failed.
+ServiceOutcome send_autoreply(const Config& config, const ServiceSpec& spec, const Envelope& envelope,
+                              std::string_view message);
+
+// The exec handler: the command with the message on stdin, a clean environment (PATH=/usr/bin:/bin, SENDER,
+// RECIPIENT, ORIGINAL_RECIPIENT, QUEUE_ID), exec.timeout_s, exec.max_output_bytes.
+ServiceOutcome run_exec(const Config& config, const ServiceSpec& spec, const Envelope& envelope,
+                        std::string_view message);
+
+// How an exec command's end maps to pipe(8)'s sysexits: exit 0 -> 0; exit 64..78 passes through (so 75
+// retries); any other exit -> failure_exit (exec.failure_exit, default 75); timeout, too much output, a
+// signal or a command that cannot start -> 75.
+struct CommandResult;
+int exec_exit_code(const CommandResult& result, int failure_exit);
 
 // Attacker text made safe for one log line: control characters escaped, cut to `max` characters.
 std::string log_safe(std::string_view text, std::size_t max = 200);
