@@ -21,6 +21,7 @@
 #include <utility>
 #include <vector>
 
+#include "harness/dovecot.h"
 #include "harness/files.h"
 #include "harness/mta.h"
 #include "harness/net.h"
@@ -126,6 +127,25 @@ std::vector<std::string> header_values(const std::string& text, const std::strin
   return out;
 }
 
+LmtpResult lmtp_send(const std::filesystem::path& socket, const std::vector<Recipient>& recipients,
+                     const std::string& text) {
+  std::vector<std::string> argv = {"/usr/bin/python3", "-c", kLmtpClient, socket.string(),
+                                   "sender@example.org"};
+  for (const auto& r : recipients) argv.push_back(r.rcpt + "|" + r.orcpt + "|" + r.params);
+  const harness::RunResult run = harness::run(argv, text, std::chrono::seconds(60));
+  EXPECT_EQ(run.exit_code, 0) << run.err;
+  LmtpResult out;
+  const nlohmann::json json = nlohmann::json::parse(run.out, nullptr, false);
+  if (json.is_discarded()) {
+    ADD_FAILURE() << "client output is not JSON: " << run.out << run.err;
+    return out;
+  }
+  out.lhlo = json["lhlo"].get<std::string>();
+  out.rcpt = json["rcpt"].get<std::vector<std::string>>();
+  out.data = json["data"].get<std::vector<std::string>>();
+  return out;
+}
+
 class DovecotLmtpSuite : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
@@ -183,21 +203,7 @@ class DovecotLmtpSuite : public ::testing::Test {
   }
 
   static LmtpResult send(const std::vector<Recipient>& recipients, const std::string& text) {
-    std::vector<std::string> argv = {"/usr/bin/python3", "-c", kLmtpClient, dovecot_->lmtp_socket().string(),
-                                     "sender@example.org"};
-    for (const auto& r : recipients) argv.push_back(r.rcpt + "|" + r.orcpt + "|" + r.params);
-    const harness::RunResult run = harness::run(argv, text, std::chrono::seconds(60));
-    EXPECT_EQ(run.exit_code, 0) << run.err;
-    LmtpResult out;
-    const nlohmann::json json = nlohmann::json::parse(run.out, nullptr, false);
-    if (json.is_discarded()) {
-      ADD_FAILURE() << "client output is not JSON: " << run.out << run.err;
-      return out;
-    }
-    out.lhlo = json["lhlo"].get<std::string>();
-    out.rcpt = json["rcpt"].get<std::vector<std::string>>();
-    out.data = json["data"].get<std::vector<std::string>>();
-    return out;
+    return lmtp_send(dovecot_->lmtp_socket(), recipients, text);
   }
 
   // Sends one message to one recipient and expects 250 at RCPT and DATA.
@@ -393,6 +399,102 @@ TEST_F(DovecotLmtpSuite, DirectoryDownIs451AtRcpt) {
   EXPECT_TRUE(res.data.empty());
   EXPECT_TRUE(find("alice", "INBOX", "down").empty());
   EXPECT_TRUE(find("alice", "devops", "down").empty());
+}
+
+// The hook in the production Dovecot configuration: conf/dovecot (auth and userdb through chainmail's auth
+// plugin, tests/harness/dovecot.h) plus conf.d/20-lmtp.conf, so the opt-out comes from the directory
+// (lmtp.opt_out_attribute, here "description" set TRUE on bob in a test-local copy of demo.ldif) through the
+// chainmail userdb field chainmail_no_folders.
+class DovecotLmtpProduction : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+#ifdef CHAINMAIL_NO_AUTH_PLUGIN
+    return;
+#endif
+    dir_ = std::make_unique<harness::TempDir>("lmtp-prod");
+    std::string ldif = harness::read_file(harness::demo_ldif());
+    const std::string bob = "dn: uid=bob,cn=users,cn=accounts,dc=box,dc=pydis,dc=wtf\n";
+    const auto at = ldif.find(bob);
+    ASSERT_NE(at, std::string::npos);
+    ldif.insert(at + bob.size(), "description: TRUE\n");
+    harness::write_file(dir_->path() / "data.ldif", ldif);
+    slapd_ = std::make_unique<harness::Slapd>();
+    slapd_->start(dir_->path() / "data.ldif");
+
+    dovecot_ = std::make_unique<harness::Dovecot>();
+    std::string text = demo_config({slapd_->uri()}, {{"max_entries", "0"}});
+    text += "\n[auth]\nuid = \"mail\"\ngid = \"mail\"\nhome = " +
+            toml_string(dovecot_->mail_root().string() + "/%u") + "\n";
+    text += "\n[lmtp]\nopt_out_attribute = \"description\"\n";
+    config_ = std::make_unique<ConfigFile>(text);
+    harness::DovecotOptions options;
+    options.chainmail_config = config_->path();
+    options.imap = false;
+    options.conf_files = {"20-lmtp.conf"};
+    options.extra_conf = std::string("mail_plugin_dir = ") + CHAINMAIL_LMTP_PLUGIN_DIR + "\n";
+    dovecot_->start(options);
+  }
+
+  static void TearDownTestSuite() {
+    dovecot_.reset();
+    config_.reset();
+    slapd_.reset();
+    dir_.reset();
+  }
+
+  void TearDown() override {
+    if (HasFailure() && dovecot_) {
+      std::cerr << "dovecot log " << dovecot_->log_path() << ":\n" << harness::log_tail(dovecot_->log_path());
+    }
+  }
+
+  static std::vector<std::filesystem::path> files(const std::string& user, const std::string& folder) {
+    std::vector<std::filesystem::path> out;
+    const std::filesystem::path maildir = dovecot_->mail_root() / user / "Maildir";
+    for (const char* sub : {"new", "cur"}) {
+      std::error_code ec;
+      for (const auto& e : std::filesystem::directory_iterator(
+               (folder == "INBOX" ? maildir : maildir / ("." + folder)) / sub, ec)) {
+        out.push_back(e.path());
+      }
+    }
+    return out;
+  }
+
+  static std::unique_ptr<harness::TempDir> dir_;
+  static std::unique_ptr<harness::Slapd> slapd_;
+  static std::unique_ptr<ConfigFile> config_;
+  static std::unique_ptr<harness::Dovecot> dovecot_;
+};
+
+std::unique_ptr<harness::TempDir> DovecotLmtpProduction::dir_;
+std::unique_ptr<harness::Slapd> DovecotLmtpProduction::slapd_;
+std::unique_ptr<ConfigFile> DovecotLmtpProduction::config_;
+std::unique_ptr<harness::Dovecot> DovecotLmtpProduction::dovecot_;
+
+TEST_F(DovecotLmtpProduction, GroupFolderAndDirectoryOptOut) {
+#ifdef CHAINMAIL_NO_AUTH_PLUGIN
+  GTEST_SKIP() << "the chainmail auth plugin is not built";
+#endif
+  const LmtpResult res =
+      lmtp_send(dovecot_->lmtp_socket(),
+                {{"alice@localhost", "devops@pydis.wtf"}, {"bob@localhost", "devops@pydis.wtf"}},
+                message("production"));
+  ASSERT_EQ(res.rcpt.size(), 2U);
+  for (const auto& r : res.rcpt) EXPECT_EQ(r.substr(0, 3), "250") << r;
+  ASSERT_EQ(res.data.size(), 2U);
+  for (const auto& r : res.data) EXPECT_EQ(r.substr(0, 3), "250") << r;
+  const auto alice = files("alice", "devops");
+  ASSERT_EQ(alice.size(), 1U);
+  EXPECT_EQ(header_values(harness::read_file(alice.front()), "X-Chainmail-Route"),
+            std::vector<std::string>{"devops@pydis.wtf -> group devops -> alice"});
+  EXPECT_TRUE(files("alice", "INBOX").empty());
+  // bob opted out in the directory: INBOX, still with the trace.
+  const auto bob = files("bob", "INBOX");
+  ASSERT_EQ(bob.size(), 1U);
+  EXPECT_EQ(header_values(harness::read_file(bob.front()), "X-Chainmail-Route"),
+            std::vector<std::string>{"devops@pydis.wtf -> group devops -> bob"});
+  EXPECT_TRUE(files("bob", "devops").empty());
 }
 
 }  // namespace
