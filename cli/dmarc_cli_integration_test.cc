@@ -1,1 +1,232 @@
-// stub
+// dmarc_cli_integration_test.cc - the real `chainmail dmarc` binary (CHAINMAIL_BIN) on the shared DMARC
+// corpus (CHAINMAIL_DMARC_SAMPLES): counts against what the XML says, bad files named and skipped with exit
+// status 1, the Maildir folders of [dmarc_reports], filters, CSV and usage errors.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdint>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <regex>
+#include <string>
+#include <vector>
+
+namespace {
+
+namespace fs = std::filesystem;
+
+const fs::path kSamples = CHAINMAIL_DMARC_SAMPLES;
+const fs::path kAggregate = kSamples / "aggregate";
+
+// The corpus files that are not valid reports (see the corpus README and service-mail's tests).
+const std::vector<std::string> kBad = {"ikea.com!example.de!1538690400!1538776800.xml", "invalid_utf_8.xml",
+                                       "invalid_xml.xml"};
+
+std::string slurp(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+std::string quote(const std::string& s) {
+  std::string out = "'";
+  for (const char c : s) {
+    if (c == '\'') {
+      out += "'\\''";
+    } else {
+      out += c;
+    }
+  }
+  out += "'";
+  return out;
+}
+
+struct RunResult {
+  int status = -1;
+  std::string out;
+  std::string err;
+};
+
+class DmarcCli : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() / ("dmarc_cli_test." + std::to_string(getpid()) + "." +
+                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  // Runs chainmail with `args` (each quoted for sh), no configuration unless one is passed.
+  RunResult run(const std::vector<std::string>& args) const {
+    std::string cmd =
+        "CHAINMAIL_CONFIG=" + quote((dir_ / "absent.conf").string()) + " " + quote(CHAINMAIL_BIN);
+    for (const auto& a : args) cmd += " " + quote(a);
+    cmd += " >" + quote((dir_ / "out").string()) + " 2>" + quote((dir_ / "err").string());
+    RunResult r;
+    const int rc = std::system(cmd.c_str());
+    r.status = WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+    r.out = slurp(dir_ / "out");
+    r.err = slurp(dir_ / "err");
+    return r;
+  }
+
+  nlohmann::json run_json(std::vector<std::string> args, int want_status) const {
+    args.insert(args.begin(), {"dmarc", "--json"});
+    const auto r = run(args);
+    EXPECT_EQ(r.status, want_status) << r.err;
+    return nlohmann::json::parse(r.out);
+  }
+
+  fs::path dir_;
+};
+
+// The sum of the <count> elements of a report document.
+std::uint64_t xml_message_count(const std::string& xml) {
+  static const std::regex count(R"(<count>\s*([0-9]+)\s*</count>)");
+  std::uint64_t sum = 0;
+  for (auto it = std::sregex_iterator(xml.begin(), xml.end(), count); it != std::sregex_iterator(); ++it)
+    sum += std::stoull((*it)[1].str());
+  return sum;
+}
+
+std::string xml_org(const std::string& xml) {
+  static const std::regex org(R"(<org_name>([^<]*)</org_name>)");
+  std::smatch m;
+  return std::regex_search(xml, m, org) ? m[1].str() : std::string();
+}
+
+// The report XML of a corpus file, decompressed by the system's own tools.
+std::string corpus_xml(const fs::path& file, const fs::path& scratch) {
+  const std::string name = file.filename().string();
+  std::string cmd;
+  if (name.ends_with(".gz")) cmd = "gzip -dc " + quote(file.string());
+  if (name.ends_with(".zip")) cmd = "unzip -p " + quote(file.string());
+  if (cmd.empty()) return slurp(file);
+  EXPECT_EQ(std::system((cmd + " >" + quote(scratch.string())).c_str()), 0) << cmd;
+  return slurp(scratch);
+}
+
+TEST_F(DmarcCli, EachFileCountsWhatItsXmlSays) {
+  std::size_t checked = 0;
+  for (const auto& entry : fs::directory_iterator(kAggregate)) {
+    const std::string name = entry.path().filename().string();
+    if (name.ends_with(".eml")) continue;  // the XML is inside MIME; checked as a whole below
+    const bool bad = std::find(kBad.begin(), kBad.end(), name) != kBad.end();
+    const auto j = run_json({"--view", "reports", entry.path().string()}, bad ? 1 : 0);
+    if (bad) {
+      EXPECT_EQ(j["reports"].size(), 0U) << name;
+      EXPECT_EQ(j["totals"]["bad"], 1) << name;
+      continue;
+    }
+    const auto xml = corpus_xml(entry.path(), dir_ / "xml");
+    ASSERT_EQ(j["reports"].size(), 1U) << name;
+    EXPECT_EQ(j["reports"][0]["messages"], xml_message_count(xml)) << name;
+    EXPECT_EQ(j["reports"][0]["org"], xml_org(xml)) << name;
+    EXPECT_EQ(j["totals"]["messages"], xml_message_count(xml)) << name;
+    ++checked;
+  }
+  EXPECT_GE(checked, 10U);
+}
+
+TEST_F(DmarcCli, WholeFolderBadFilesNamedAndSkipped) {
+  std::uint64_t files = 0;
+  for (const auto& e : fs::directory_iterator(kAggregate)) files += e.is_regular_file() ? 1 : 0;
+  const auto r = run({"dmarc", "--json", kAggregate.string()});
+  EXPECT_EQ(r.status, 1);
+  for (const auto& b : kBad) EXPECT_NE(r.err.find(b), std::string::npos) << b << "\n" << r.err;
+  const auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["totals"]["bad"], kBad.size());
+  EXPECT_EQ(j["reports"].size(), files - kBad.size());
+  // The sources table accounts for every message of every report.
+  std::uint64_t by_report = 0;
+  std::uint64_t by_source = 0;
+  for (const auto& rep : j["reports"]) by_report += rep["messages"].get<std::uint64_t>();
+  for (const auto& src : j["sources"]) by_source += src["messages"].get<std::uint64_t>();
+  EXPECT_EQ(by_report, j["totals"]["messages"].get<std::uint64_t>());
+  EXPECT_EQ(by_source, by_report);
+  EXPECT_GT(by_report, 2000U);  // the large example.com report alone has 2286
+}
+
+TEST_F(DmarcCli, GoodFilesOnlyExitZero) {
+  const auto r = run({"dmarc", (kAggregate / "rfc9990-sample.xml").string(),
+                      (kAggregate / "google-borschow.com-949348866075514174.eml").string()});
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_TRUE(r.err.empty()) << r.err;
+  EXPECT_NE(r.out.find("Reports (2)"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("Sample Reporter"), std::string::npos);
+  EXPECT_NE(r.out.find("92.53.116.102"), std::string::npos);
+}
+
+TEST_F(DmarcCli, Filters) {
+  auto reports = [&](std::vector<std::string> args) {
+    args.push_back(kAggregate.string());
+    std::vector<std::string> orgs;
+    const auto j = run_json(args, 1);
+    for (const auto& rep : j["reports"]) orgs.push_back(rep["org"]);
+    return orgs;
+  };
+  EXPECT_EQ(reports({"--view", "reports", "--reporter", "GOOGLE"}),
+            (std::vector<std::string>{"google.com", "google.com"}));
+  EXPECT_EQ(reports({"--view", "reports", "--domain", "borschow.com"}),
+            (std::vector<std::string>{"google.com"}));
+  EXPECT_EQ(reports({"--view", "reports", "--since", "2024-01-01"}).size(), 3U);
+  EXPECT_EQ(reports({"--view", "reports", "--since", "2018-06-19", "--until", "2018-06-19"}),
+            (std::vector<std::string>{"example.net"}));
+  const auto j = run_json({"--domain", "nowhere.example", kAggregate.string()}, 1);
+  EXPECT_EQ(j["reports"].size(), 0U);
+  EXPECT_GT(j["totals"]["filtered"].get<int>(), 10);
+}
+
+TEST_F(DmarcCli, CsvSources) {
+  const auto r = run({"dmarc", "--csv", "--view", "sources",
+                      (kAggregate / "google-borschow.com-949348866075514174.eml").string()});
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(r.out,
+            "source_ip,header_from,disposition,dkim,spf,messages,reports\r\n"
+            "92.53.116.102,borschow.com,reject,fail,fail,1,1\r\n");
+}
+
+TEST_F(DmarcCli, UsageErrors) {
+  EXPECT_EQ(run({"dmarc", "--since", "yesterday", kAggregate.string()}).status, 64);
+  EXPECT_EQ(run({"dmarc", "--view", "everything", kAggregate.string()}).status, 64);
+  EXPECT_EQ(run({"dmarc", "--json", "--csv", kAggregate.string()}).status, 64);
+  // No files and no configuration: nothing to read.
+  EXPECT_EQ(run({"dmarc"}).status, 78);
+}
+
+// A Maildir as service-mail files it: Reports.New read by default, another folder on request.
+TEST_F(DmarcCli, ReadsMaildirFolders) {
+  const fs::path maildir = dir_ / "Maildir";
+  for (const char* sub : {"cur", "new", "tmp"}) {
+    fs::create_directories(maildir / ".Reports.New" / sub);
+    fs::create_directories(maildir / ".Reports.Invalid" / sub);
+  }
+  fs::copy_file(kAggregate / "google-borschow.com-949348866075514174.eml",
+                maildir / ".Reports.New" / "new" / "1700000000.M1P1.host,S=100");
+  fs::copy_file(kAggregate / "twilight.eml",
+                maildir / ".Reports.New" / "cur" / "1700000001.M2P1.host,S=100:2,S");
+  fs::copy_file(kAggregate / "invalid_xml.xml",
+                maildir / ".Reports.Invalid" / "new" / "1700000002.M3P1.host,S=1");
+  const fs::path conf = dir_ / "chainmail.conf";
+  std::ofstream(conf) << "[directory]\nldif_file = \"/dev/null\"\n[dmarc_reports]\nmaildir = \""
+                      << maildir.string() << "\"\n";
+
+  const auto j = run_json({"--config", conf.string()}, 0);
+  EXPECT_EQ(j["reports"].size(), 2U);
+  EXPECT_EQ(j["totals"]["bad"], 0);
+
+  const auto r =
+      run({"dmarc", "--config", conf.string(), "--folder", "Reports.Invalid", "--folder", "Reports.New"});
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.err.find("1700000002.M3P1"), std::string::npos) << r.err;
+  EXPECT_NE(r.out.find("Reports (2)"), std::string::npos) << r.out;
+
+  // --maildir overrides the configured one.
+  const auto empty = run_json({"--config", conf.string(), "--maildir", (dir_ / "nowhere").string()}, 1);
+  EXPECT_EQ(empty["reports"].size(), 0U);
+}
+
+}  // namespace

@@ -335,16 +335,21 @@ int main(int argc, char** argv) {
   DmarcOptions dmarc_opts;
   auto* dmarc_config = dmarc->add_option("--config", config_path, "Configuration file");
   dmarc->add_option("--maildir", dmarc_opts.maildir, "Maildir to read (default: dmarc_reports.maildir)");
-  dmarc->add_option(
-      "--folder", dmarc_opts.folders,
-      "Maildir++ folder to read, repeatable; INBOX for the root (default: dmarc_reports.folder_new)");
+  dmarc
+      ->add_option(
+          "--folder", dmarc_opts.folders,
+          "Maildir++ folder to read, repeatable; INBOX for the root (default: dmarc_reports.folder_new)")
+      ->allow_extra_args(false);
   dmarc->add_option("--since", dmarc_opts.since,
                     "Only reports whose period ends on or after this UTC day (YYYY-MM-DD)");
   dmarc->add_option("--until", dmarc_opts.until,
                     "Only reports whose period begins on or before this UTC day");
-  dmarc->add_option("--domain", dmarc_opts.domains, "Only reports for this policy domain, repeatable");
-  dmarc->add_option("--reporter", dmarc_opts.reporters,
-                    "Only reports whose organisation or contact contains this text, repeatable");
+  dmarc->add_option("--domain", dmarc_opts.domains, "Only reports for this policy domain, repeatable")
+      ->allow_extra_args(false);
+  dmarc
+      ->add_option("--reporter", dmarc_opts.reporters,
+                   "Only reports whose organisation or contact contains this text, repeatable")
+      ->allow_extra_args(false);
   dmarc->add_option("--view", dmarc_opts.view, "Tables to print: all, reports or sources")
       ->check(CLI::IsMember({"all", "reports", "sources"}));
   auto* dmarc_json = dmarc->add_flag("--json", dmarc_opts.json, "Print JSON");

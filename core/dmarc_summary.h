@@ -67,7 +67,10 @@ struct SourceKey {
   std::string disposition;
   std::string dkim;
   std::string spf;
-  auto operator<=>(const SourceKey&) const = default;
+  bool operator<(const SourceKey& o) const {
+    return std::tie(source_ip, header_from, disposition, dkim, spf) <
+           std::tie(o.source_ip, o.header_from, o.disposition, o.dkim, o.spf);
+  }
 };
 
 struct SourceRow {
