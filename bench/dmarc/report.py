@@ -1,0 +1,93 @@
+#!/usr/bin/python3
+"""report.py - the markdown report of bench/dmarc/run.
+
+  report.py DATA_DIR RESULTS_DIR DMARC_CAT_VERSION
+
+Reads totals.json (gen_corpus.py) and the .wall / .times / .refused files the run wrote; prints markdown.
+"""
+import json
+import os
+import sys
+
+
+def read(path, default=""):
+    try:
+        with open(path) as f:
+            return f.read()
+    except OSError:
+        return default
+
+
+def wall(res, name):
+    return float(read(os.path.join(res, name + ".wall"), "0").strip() or 0)
+
+
+def peak_kb(res, name):
+    """The largest %M (KB) of the /usr/bin/time lines ("MAXRSS EXIT"; its own notes are skipped)."""
+    best = 0
+    for line in read(os.path.join(res, name + ".times")).splitlines():
+        parts = line.split()
+        if len(parts) == 2 and all(p.isdigit() for p in parts):
+            best = max(best, int(parts[0]))
+    return best
+
+
+def lines(path):
+    return [l for l in read(path).splitlines() if l.strip()]
+
+
+def main():
+    data, res, version = sys.argv[1], sys.argv[2], sys.argv[3]
+    totals = json.loads(read(os.path.join(data, "totals.json")))
+    n = totals["files"]
+    base = wall(res, "baseline")
+    rows = []
+    folder = wall(res, "folder")
+    rows.append(("chainmail dmarc DIR (one run)", folder, peak_kb(res, "folder"), None))
+    for name, label in (("chainmail", "chainmail dmarc FILE (per file)"), ("dmarc-cat", "dmarc-cat -N FILE (per file)")):
+        rows.append((label, max(wall(res, name) - base, 1e-9), peak_kb(res, name), lines(os.path.join(res, name + ".refused"))))
+    cat_rate = n / rows[2][1]
+
+    mb = totals["large_bytes"] / 1e6
+    lc = float(read(os.path.join(res, "large-chainmail.wall"), "0") or 0)
+    ld = float(read(os.path.join(res, "large-dmarc-cat.wall"), "0") or 0)
+    l20 = float(read(os.path.join(res, "large20-chainmail.wall"), "0") or 0)
+    cat_large_ok = "Reporting by:" in read(os.path.join(res, "large-dmarc-cat.out"))
+    err_lines = lines(os.path.join(res, "folder.err"))
+
+    out = []
+    out.append("# bench/dmarc: `chainmail dmarc` vs dmarc-cat\n")
+    out.append(f"Corpus: {n} generated aggregate reports (xml / gz / zip in turn), {totals['xml_bytes'] / 1e6:.1f} MB "
+               f"of XML in {totals['file_bytes'] / 1e6:.1f} MB of files; peer: {version.strip()}. "
+               f"Per-file loops have their /usr/bin/time loop cost ({base:.2f} s for {n} runs of /bin/true) "
+               "subtracted.\n")
+    out.append("| contender | seconds | files/s | vs dmarc-cat | MB/s (XML) | peak RSS | refused |")
+    out.append("|---|---:|---:|---:|---:|---:|---:|")
+    for label, secs, kb, refused in rows:
+        rate = n / secs
+        ref = "0 (exit 0)" if refused is None and not err_lines else (str(len(refused)) if refused is not None
+                                                                     else f"{len(err_lines)} (stderr)")
+        out.append(f"| {label} | {secs:.2f} | {rate:,.0f} | {rate / cat_rate:.1f}x | "
+                   f"{totals['xml_bytes'] / 1e6 / secs:.1f} | {kb / 1024:.1f} MB | {ref} |")
+    out.append("")
+    out.append(f"One {mb:.2f} MB report (best of 5, process start included): chainmail {lc:.3f} s = "
+               f"{mb / lc if lc else 0:.1f} MB/s, peak RSS {peak_kb(res, 'large-chainmail') / 1024:.1f} MB; "
+               f"dmarc-cat {ld:.3f} s = {mb / ld if ld else 0:.1f} MB/s, peak RSS "
+               f"{peak_kb(res, 'large-dmarc-cat') / 1024:.1f} MB"
+               f"{'' if cat_large_ok else ' (REFUSED it: no report printed)'}. "
+               f"chainmail on 20 copies in one run: {l20:.3f} s = {20 * mb / l20 if l20 else 0:.1f} MB/s.\n")
+    out.append("Targets (issue 5): >= 10x dmarc-cat's files/s; >= 100 MB/s on one 1 MB report; peak RSS < 64 MB.\n")
+    refused = lines(os.path.join(res, "dmarc-cat.refused"))
+    if refused:
+        out.append(f"dmarc-cat refused {len(refused)} files; the first ones:\n")
+        out.extend(f"    {r[:200]}" for r in refused[:5])
+        out.append("")
+    if err_lines:
+        out.append("chainmail (one run) stderr, first lines:\n")
+        out.extend(f"    {r[:200]}" for r in err_lines[:5])
+        out.append("")
+    print("\n".join(out))
+
+
+if __name__ == "__main__":
+    main()
