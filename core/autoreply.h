@@ -30,7 +30,7 @@
 
 namespace chainmail {
 
-inline constexpr std::size_t kMaxHeaderBytes = 256 * 1024;
+inline constexpr std::size_t kMaxHeaderBytes = std::size_t{256} * 1024;
 inline constexpr std::size_t kMaxHeaderFields = 1000;
 inline constexpr std::size_t kMaxReplySubject = 200;
 inline constexpr std::size_t kMaxReferences = 10;

@@ -181,7 +181,7 @@ TEST(Autoreply, NoHeaderInjection) {
 TEST(Autoreply, LongSubjectIsCutAndBodyLinesBounded) {
   const std::string msg = "Subject: " + std::string(5000, 'x') + "\n\n";
   auto p = parts();
-  p.body = std::string(3000, 'y') + "\r\n\0z";
+  p.body = std::string(3000, 'y') + std::string("\r\n\0z", 4);
   const auto reply = build_reply(p, parse_header_fields(msg));
   const auto subject = reply.substr(reply.find("Subject: "));
   EXPECT_LT(subject.find('\n'), 9 + 4 + kMaxReplySubject + 1);
@@ -192,6 +192,8 @@ TEST(Autoreply, LongSubjectIsCutAndBodyLinesBounded) {
     pos = nl + 1;
   }
   EXPECT_EQ(reply.find('\r'), std::string::npos);
+  EXPECT_EQ(reply.find('\0'), std::string::npos);
+  EXPECT_TRUE(reply.ends_with("\nz\n"));
 }
 
 }  // namespace

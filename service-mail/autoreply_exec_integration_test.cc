@@ -215,7 +215,7 @@ TEST_F(AutoreplyExecBinary, ExecExitMapping) {
       {"output over the cap", "head -c 100000 /dev/zero", 75},
       {"stdin not read", "exit 0", 0},
   };
-  std::string big(std::string(kMessage) + std::string(1024 * 1024, 'x') + "\n");
+  std::string big(std::string(kMessage) + std::string(std::size_t{1024} * 1024, 'x') + "\n");
   for (const auto& c : cases) {
     spit(dir_ / "router.sh", c.script);
     const auto start = std::chrono::steady_clock::now();

@@ -42,7 +42,7 @@ TEST(RunCommand, ExitStatusAndOutput) {
 
 TEST(RunCommand, MessageOnStdin) {
   auto s = shell("cat");
-  const std::string big(1024 * 1024, 'm');  // larger than a pipe buffer
+  const std::string big(std::size_t{1024} * 1024, 'm');  // larger than a pipe buffer
   s.input = big;
   s.max_output = big.size();
   const auto r = run_command(s);
@@ -52,7 +52,7 @@ TEST(RunCommand, MessageOnStdin) {
 
 TEST(RunCommand, CommandThatDoesNotReadStdinIsNoSigpipe) {
   auto s = shell("exit 0");
-  const std::string big(4 * 1024 * 1024, 'm');
+  const std::string big(std::size_t{4} * 1024 * 1024, 'm');
   s.input = big;
   const auto r = run_command(s);  // a SIGPIPE would kill this test process
   EXPECT_TRUE(r.ok()) << r.describe();
@@ -183,6 +183,7 @@ TEST(ReplyState, ExactlyOneOfManyProcessesAndThreadsIsGranted) {
       // Each process races with threads of its own; its exit status is how many it was granted.
       std::atomic<int> granted{0};
       std::vector<std::thread> threads;
+      threads.reserve(kThreads);
       for (int t = 0; t < kThreads; ++t) {
         threads.emplace_back([&] {
           if (claim_reply_slot(dir, key, 3600, 1000, now).slot == ReplySlot::Granted) ++granted;
