@@ -13,8 +13,10 @@
 // EX_CONFIG: Postfix bounces on 78, and a message must not be lost because master.cf is wrong. It waits in
 // the queue while the operator fixes the user= attribute.
 //
-// DIAGNOSTICS: exit 0 filed; 67 unknown recipient; 65 message over the size limit; 75 everything temporary
-// (configuration unreadable, disk full, I/O error, root).
+// DIAGNOSTICS: exit 0 filed (autoreply: answered or rightly not; exec: the command succeeded); 67 unknown
+// recipient; 65 message over the size limit; exec: the command's sysexits code or exec.failure_exit; 75
+// everything temporary (configuration unreadable, disk full, I/O error, root, a helper command or sendmail
+// that failed or timed out).
 #include <syslog.h>
 #include <unistd.h>
 
