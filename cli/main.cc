@@ -271,6 +271,10 @@ int cmd_dmarc(const std::string& config_path, const DmarcOptions& o) {
                   << chainmail::printable(reason.substr(0, 300)) << "\n";
       });
 
+  if (summary.unlisted_reports() > 0 || summary.folded_sources() > 0)
+    std::cerr << "chainmail: dmarc: memory limits: " << summary.unlisted_reports()
+              << " reports counted but not listed, " << summary.folded_sources()
+              << " records counted under source \"(other)\"\n";
   const auto reports = summary.reports();
   auto sources = summary.sources();
   if (o.resolve && view != DmarcView::Reports) {

@@ -182,31 +182,40 @@ DmarcSummary::Added DmarcSummary::add(const AggregateReport& report) {
     return Added::Filtered;
   }
   const auto& m = report.metadata;
+  ReportRow scratch;  // the row of a report past max_reports: counted, not kept
+  ReportRow* row = &scratch;
   ReportId id{m.org_name, m.report_id, report.policy.domain, m.begin, m.end};
-  const auto [it, fresh] = reports_.try_emplace(std::move(id));
-  if (!fresh) {
+  if (const auto found = reports_.find(id); found != reports_.end()) {
     ++duplicates_;
     return Added::Duplicate;
   }
-  ReportRow& row = it->second;
-  row.org_name = m.org_name;
-  row.email = m.email;
-  row.report_id = m.report_id;
-  row.begin = m.begin;
-  row.end = m.end;
-  row.domain = report.policy.domain;
-  row.policy = report.policy.p;
+  if (reports_.size() < limits_.max_reports) {
+    row = &reports_.emplace(std::move(id), ReportRow{}).first->second;
+  } else {
+    ++unlisted_reports_;
+  }
+  row->org_name = m.org_name;
+  row->email = m.email;
+  row->report_id = m.report_id;
+  row->begin = m.begin;
+  row->end = m.end;
+  row->domain = report.policy.domain;
+  row->policy = report.policy.p;
 
   // One report may list the same key in several records; it counts once in SourceRow::reports.
   std::map<SourceKey, bool> seen;
   for (const auto& r : report.records) {
-    row.messages += r.count;
+    row->messages += r.count;
     const bool dkim = r.dkim == "pass";
     const bool spf = r.spf == "pass";
-    (dkim ? row.dkim_pass : row.dkim_fail) += r.count;
-    (spf ? row.spf_pass : row.spf_fail) += r.count;
-    (dkim || spf ? row.dmarc_pass : row.dmarc_fail) += r.count;
+    (dkim ? row->dkim_pass : row->dkim_fail) += r.count;
+    (spf ? row->spf_pass : row->spf_fail) += r.count;
+    (dkim || spf ? row->dmarc_pass : row->dmarc_fail) += r.count;
     SourceKey key{r.source_ip, r.header_from, r.disposition, r.dkim, r.spf};
+    if (sources_.size() >= limits_.max_sources && !sources_.contains(key)) {
+      ++folded_sources_;
+      key = SourceKey{std::string(kOtherSources), {}, {}, {}, {}};
+    }
     auto& src = sources_[key];
     src.messages += r.count;
     if (!seen[key]) {
@@ -214,7 +223,7 @@ DmarcSummary::Added DmarcSummary::add(const AggregateReport& report) {
       ++src.reports;
     }
   }
-  messages_ += row.messages;
+  messages_ += row->messages;
   return Added::Counted;
 }
 
@@ -231,10 +240,8 @@ std::vector<ReportRow> DmarcSummary::reports() const {
 std::vector<SourceRow> DmarcSummary::sources() const {
   std::vector<SourceRow> out;
   out.reserve(sources_.size());
-  for (const auto& [key, row] : sources_) {
-    out.push_back(row);
-    out.back().key = key;
-  }
+  for (const auto& [key, counts] : sources_)
+    out.push_back(SourceRow{key, counts.messages, counts.reports, {}});
   std::stable_sort(out.begin(), out.end(),
                    [](const SourceRow& a, const SourceRow& b) { return a.messages > b.messages; });
   return out;

@@ -13,6 +13,7 @@
 // DIAGNOSTICS: none; nothing here prints or throws (apart from std::bad_alloc).
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <map>
 #include <optional>
@@ -80,9 +81,20 @@ struct SourceRow {
   std::string ptr;            // reverse DNS, filled in by the caller when asked for
 };
 
+// What one summary may hold, whatever the corpus: rows past a cap are still counted, in the totals and (for
+// sources) in one "(other)" row, but not listed. Defaults keep the summary itself under ~30 MB.
+struct DmarcSummaryLimits {
+  std::size_t max_reports = 50000;   // listed reports (and the ids remembered to spot duplicates)
+  std::size_t max_sources = 100000;  // distinct source keys
+};
+
+// The source key that collects the sources past DmarcSummaryLimits::max_sources.
+inline constexpr std::string_view kOtherSources = "(other)";
+
 class DmarcSummary {
  public:
-  explicit DmarcSummary(DmarcFilter filter = {}) : filter_(std::move(filter)) {}
+  explicit DmarcSummary(DmarcFilter filter = {}, DmarcSummaryLimits limits = {})
+      : filter_(std::move(filter)), limits_(limits) {}
 
   enum class Added { Counted, Filtered, Duplicate };
   Added add(const AggregateReport& report);
@@ -95,12 +107,22 @@ class DmarcSummary {
   std::uint64_t messages() const { return messages_; }
   std::uint64_t filtered() const { return filtered_; }
   std::uint64_t duplicates() const { return duplicates_; }
+  // Reports counted but not listed, and records folded into the "(other)" source, because of the limits.
+  std::uint64_t unlisted_reports() const { return unlisted_reports_; }
+  std::uint64_t folded_sources() const { return folded_sources_; }
 
  private:
   using ReportId = std::tuple<std::string, std::string, std::string, std::int64_t, std::int64_t>;
+  struct SourceCounts {
+    std::uint64_t messages = 0;
+    std::uint64_t reports = 0;
+  };
   DmarcFilter filter_;
+  DmarcSummaryLimits limits_;
   std::map<ReportId, ReportRow> reports_;
-  std::map<SourceKey, SourceRow> sources_;
+  std::map<SourceKey, SourceCounts> sources_;
+  std::uint64_t unlisted_reports_ = 0;
+  std::uint64_t folded_sources_ = 0;
   std::uint64_t messages_ = 0;
   std::uint64_t filtered_ = 0;
   std::uint64_t duplicates_ = 0;

@@ -90,6 +90,25 @@ TEST(DmarcSummary, SameReportTwiceCountsOnce) {
   EXPECT_EQ(s.sources().at(0).messages, 4U);
 }
 
+TEST(DmarcSummary, LimitsBoundWhatIsKeptNotWhatIsCounted) {
+  DmarcSummary s({}, DmarcSummaryLimits{2, 2});
+  for (int i = 0; i < 4; ++i)
+    s.add(report("org", std::to_string(i), kDay1, "example.com",
+                 {record("192.0.2." + std::to_string(i), 10, "none", "pass", "pass"),
+                  record("192.0.2.0", 1, "none", "pass", "pass")}));
+  EXPECT_EQ(s.reports().size(), 2U);
+  EXPECT_EQ(s.unlisted_reports(), 2U);
+  EXPECT_EQ(s.messages(), 44U);
+  const auto src = s.sources();
+  ASSERT_EQ(src.size(), 3U);  // 192.0.2.0, 192.0.2.1 and "(other)"
+  std::uint64_t total = 0;
+  for (const auto& row : src) total += row.messages;
+  EXPECT_EQ(total, 44U);
+  EXPECT_EQ(src[0].key.source_ip, kOtherSources);  // 192.0.2.2 and .3: 20 messages
+  EXPECT_EQ(src[0].messages, 20U);
+  EXPECT_EQ(s.folded_sources(), 2U);
+}
+
 struct FilterCase {
   const char* name;
   DmarcFilter filter;

@@ -22,14 +22,23 @@ def wall(res, name):
     return float(read(os.path.join(res, name + ".wall"), "0").strip() or 0)
 
 
-def peak_kb(res, name):
-    """The largest %M (KB) of the /usr/bin/time lines ("MAXRSS EXIT"; its own notes are skipped)."""
-    best = 0
+def time_lines(res, name):
+    """The /usr/bin/time lines "MAXRSS_KB EXIT USER SYS" (its own notes, such as exit statuses, skipped)."""
+    out = []
     for line in read(os.path.join(res, name + ".times")).splitlines():
         parts = line.split()
-        if len(parts) == 2 and all(p.isdigit() for p in parts):
-            best = max(best, int(parts[0]))
-    return best
+        if len(parts) == 4 and parts[0].isdigit() and parts[1].isdigit():
+            out.append((int(parts[0]), float(parts[2]) + float(parts[3])))
+    return out
+
+
+def peak_kb(res, name):
+    return max((kb for kb, _ in time_lines(res, name)), default=0)
+
+
+def cpu(res, name):
+    """CPU seconds (user + system) of all the runs: what the tool costs, whatever the machine's load."""
+    return sum(c for _, c in time_lines(res, name))
 
 
 def lines(path):
@@ -43,10 +52,12 @@ def main():
     base = wall(res, "baseline")
     rows = []
     folder = wall(res, "folder")
-    rows.append(("chainmail dmarc DIR (one run)", folder, peak_kb(res, "folder"), None))
+    rows.append(("chainmail dmarc DIR (one run)", folder, cpu(res, "folder"), peak_kb(res, "folder"), None))
     for name, label in (("chainmail", "chainmail dmarc FILE (per file)"), ("dmarc-cat", "dmarc-cat -N FILE (per file)")):
-        rows.append((label, max(wall(res, name) - base, 1e-9), peak_kb(res, name), lines(os.path.join(res, name + ".refused"))))
+        rows.append((label, max(wall(res, name) - base, 1e-9), cpu(res, name), peak_kb(res, name),
+                     lines(os.path.join(res, name + ".refused"))))
     cat_rate = n / rows[2][1]
+    cat_cpu_rate = n / max(rows[2][2], 1e-9)
 
     mb = totals["large_bytes"] / 1e6
     lc = float(read(os.path.join(res, "large-chainmail.wall"), "0") or 0)
@@ -60,22 +71,27 @@ def main():
     out.append(f"Corpus: {n} generated aggregate reports (xml / gz / zip in turn), {totals['xml_bytes'] / 1e6:.1f} MB "
                f"of XML in {totals['file_bytes'] / 1e6:.1f} MB of files; peer: {version.strip()}. "
                f"Per-file loops have their /usr/bin/time loop cost ({base:.2f} s for {n} runs of /bin/true) "
-               "subtracted.\n")
-    out.append("| contender | seconds | files/s | vs dmarc-cat | MB/s (XML) | peak RSS | refused |")
-    out.append("|---|---:|---:|---:|---:|---:|---:|")
-    for label, secs, kb, refused in rows:
+               "subtracted from the wall time; CPU is user + system time of the measured processes only (the machine is "
+               f"shared: load average {os.getloadavg()[0]:.1f} at the end of the run).\n")
+    out.append("| contender | wall s | files/s (wall) | vs dmarc-cat | MB/s (XML, wall) | CPU s | files/s (CPU) "
+               "| vs dmarc-cat (CPU) | peak RSS | refused |")
+    out.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for label, secs, cpu_s, kb, refused in rows:
         rate = n / secs
         ref = "0 (exit 0)" if refused is None and not err_lines else (str(len(refused)) if refused is not None
                                                                      else f"{len(err_lines)} (stderr)")
         out.append(f"| {label} | {secs:.2f} | {rate:,.0f} | {rate / cat_rate:.1f}x | "
-                   f"{totals['xml_bytes'] / 1e6 / secs:.1f} | {kb / 1024:.1f} MB | {ref} |")
+                   f"{totals['xml_bytes'] / 1e6 / secs:.1f} | {cpu_s:.2f} | {n / max(cpu_s, 1e-9):,.0f} | "
+                   f"{n / max(cpu_s, 1e-9) / cat_cpu_rate:.1f}x | {kb / 1024:.1f} MB | {ref} |")
     out.append("")
     out.append(f"One {mb:.2f} MB report (best of 5, process start included): chainmail {lc:.3f} s = "
                f"{mb / lc if lc else 0:.1f} MB/s, peak RSS {peak_kb(res, 'large-chainmail') / 1024:.1f} MB; "
                f"dmarc-cat {ld:.3f} s = {mb / ld if ld else 0:.1f} MB/s, peak RSS "
                f"{peak_kb(res, 'large-dmarc-cat') / 1024:.1f} MB"
                f"{'' if cat_large_ok else ' (REFUSED it: no report printed)'}. "
-               f"chainmail on 20 copies in one run: {l20:.3f} s = {20 * mb / l20 if l20 else 0:.1f} MB/s.\n")
+               f"chainmail on 20 copies in one run: {l20:.3f} s = {20 * mb / l20 if l20 else 0:.1f} MB/s wall, "
+               f"{cpu(res, 'large20-chainmail'):.2f} CPU s = {20 * mb / max(cpu(res, 'large20-chainmail'), 1e-9):.1f} "
+               f"MB/s CPU, peak RSS {peak_kb(res, 'large20-chainmail') / 1024:.1f} MB.\n")
     out.append("Targets (issue 5): >= 10x dmarc-cat's files/s; >= 100 MB/s on one 1 MB report; peak RSS < 64 MB.\n")
     refused = lines(os.path.join(res, "dmarc-cat.refused"))
     if refused:
