@@ -260,7 +260,8 @@ int cmd_dmarc(const std::string& config_path, const DmarcOptions& o) {
   limits.archive.max_members = static_cast<std::size_t>(r.max_zip_members);
   limits.parse.max_depth = static_cast<std::size_t>(r.max_xml_depth);
 
-  chainmail::DmarcSummary summary(filter);
+  auto summary_ptr = std::make_unique<chainmail::DmarcSummary>(filter);
+  auto& summary = *summary_ptr;
   const auto stats = chainmail::for_each_report(
       inputs, limits,
       [&summary](const std::filesystem::path& /*file*/, const chainmail::AggregateReport& report) {
@@ -277,6 +278,10 @@ int cmd_dmarc(const std::string& config_path, const DmarcOptions& o) {
               << " records counted under source \"(other)\"\n";
   const auto reports = summary.reports();
   auto sources = summary.sources();
+  const std::uint64_t messages = summary.messages();
+  const std::uint64_t duplicates = summary.duplicates();
+  const std::uint64_t filtered = summary.filtered();
+  summary_ptr.reset();  // the rows are copied out: free the maps before the output is built
   if (o.resolve && view != DmarcView::Reports) {
     std::map<std::string, std::string> cache;
     std::vector<std::string> ips;
@@ -286,8 +291,7 @@ int cmd_dmarc(const std::string& config_path, const DmarcOptions& o) {
     for (auto& s : sources) s.ptr = cache[s.key.source_ip];
   }
   if (o.json) {
-    const chainmail::DmarcTotals totals{reports.size(), summary.messages(), summary.duplicates(),
-                                        summary.filtered(), stats.bad};
+    const chainmail::DmarcTotals totals{reports.size(), messages, duplicates, filtered, stats.bad};
     std::cout << chainmail::dmarc_to_json(reports, sources, view, o.resolve, totals)
                      .dump(2, ' ', false, nlohmann::json::error_handler_t::replace)
               << "\n";
@@ -296,9 +300,8 @@ int cmd_dmarc(const std::string& config_path, const DmarcOptions& o) {
   } else {
     std::cout << chainmail::render_dmarc_table(reports, sources, view, o.resolve);
     std::cout << "\n"
-              << stats.files << " files, " << reports.size() << " reports, " << summary.messages()
-              << " messages; " << summary.duplicates() << " duplicates, " << summary.filtered()
-              << " filtered out, " << stats.bad << " bad\n";
+              << stats.files << " files, " << reports.size() << " reports, " << messages << " messages; "
+              << duplicates << " duplicates, " << filtered << " filtered out, " << stats.bad << " bad\n";
   }
   return stats.bad == 0 ? 0 : 1;
 }
