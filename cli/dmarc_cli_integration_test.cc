@@ -5,6 +5,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <array>
 #include <cstdint>
 #include <cstdlib>
 #include <filesystem>
@@ -12,18 +13,20 @@
 #include <nlohmann/json.hpp>
 #include <regex>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace {
 
 namespace fs = std::filesystem;
 
-const fs::path kSamples = CHAINMAIL_DMARC_SAMPLES;
-const fs::path kAggregate = kSamples / "aggregate";
+fs::path aggregate_dir() {
+  return fs::path(CHAINMAIL_DMARC_SAMPLES) / "aggregate";
+}
 
 // The corpus files that are not valid reports (see the corpus README and service-mail's tests).
-const std::vector<std::string> kBad = {"ikea.com!example.de!1538690400!1538776800.xml", "invalid_utf_8.xml",
-                                       "invalid_xml.xml"};
+constexpr std::array<std::string_view, 3> kBad = {"ikea.com!example.de!1538690400!1538776800.xml",
+                                                  "invalid_utf_8.xml", "invalid_xml.xml"};
 
 std::string slurp(const fs::path& p) {
   std::ifstream in(p, std::ios::binary);
@@ -111,7 +114,7 @@ std::string corpus_xml(const fs::path& file, const fs::path& scratch) {
 
 TEST_F(DmarcCli, EachFileCountsWhatItsXmlSays) {
   std::size_t checked = 0;
-  for (const auto& entry : fs::directory_iterator(kAggregate)) {
+  for (const auto& entry : fs::directory_iterator(aggregate_dir())) {
     const std::string name = entry.path().filename().string();
     if (name.ends_with(".eml")) continue;  // the XML is inside MIME; checked as a whole below
     const bool bad = std::find(kBad.begin(), kBad.end(), name) != kBad.end();
@@ -133,8 +136,8 @@ TEST_F(DmarcCli, EachFileCountsWhatItsXmlSays) {
 
 TEST_F(DmarcCli, WholeFolderBadFilesNamedAndSkipped) {
   std::uint64_t files = 0;
-  for (const auto& e : fs::directory_iterator(kAggregate)) files += e.is_regular_file() ? 1 : 0;
-  const auto r = run({"dmarc", "--json", kAggregate.string()});
+  for (const auto& e : fs::directory_iterator(aggregate_dir())) files += e.is_regular_file() ? 1 : 0;
+  const auto r = run({"dmarc", "--json", aggregate_dir().string()});
   EXPECT_EQ(r.status, 1);
   for (const auto& b : kBad) EXPECT_NE(r.err.find(b), std::string::npos) << b << "\n" << r.err;
   const auto j = nlohmann::json::parse(r.out);
@@ -151,8 +154,8 @@ TEST_F(DmarcCli, WholeFolderBadFilesNamedAndSkipped) {
 }
 
 TEST_F(DmarcCli, GoodFilesOnlyExitZero) {
-  const auto r = run({"dmarc", (kAggregate / "rfc9990-sample.xml").string(),
-                      (kAggregate / "google-borschow.com-949348866075514174.eml").string()});
+  const auto r = run({"dmarc", (aggregate_dir() / "rfc9990-sample.xml").string(),
+                      (aggregate_dir() / "google-borschow.com-949348866075514174.eml").string()});
   EXPECT_EQ(r.status, 0) << r.err;
   EXPECT_TRUE(r.err.empty()) << r.err;
   EXPECT_NE(r.out.find("Reports (2)"), std::string::npos) << r.out;
@@ -162,7 +165,7 @@ TEST_F(DmarcCli, GoodFilesOnlyExitZero) {
 
 TEST_F(DmarcCli, Filters) {
   auto reports = [&](std::vector<std::string> args) {
-    args.push_back(kAggregate.string());
+    args.push_back(aggregate_dir().string());
     std::vector<std::string> orgs;
     const auto j = run_json(args, 1);
     for (const auto& rep : j["reports"]) orgs.push_back(rep["org"]);
@@ -175,14 +178,14 @@ TEST_F(DmarcCli, Filters) {
   EXPECT_EQ(reports({"--view", "reports", "--since", "2024-01-01"}).size(), 3U);
   EXPECT_EQ(reports({"--view", "reports", "--since", "2018-06-19", "--until", "2018-06-19"}),
             (std::vector<std::string>{"example.net"}));
-  const auto j = run_json({"--domain", "nowhere.example", kAggregate.string()}, 1);
+  const auto j = run_json({"--domain", "nowhere.example", aggregate_dir().string()}, 1);
   EXPECT_EQ(j["reports"].size(), 0U);
   EXPECT_GT(j["totals"]["filtered"].get<int>(), 10);
 }
 
 TEST_F(DmarcCli, CsvSources) {
   const auto r = run({"dmarc", "--csv", "--view", "sources",
-                      (kAggregate / "google-borschow.com-949348866075514174.eml").string()});
+                      (aggregate_dir() / "google-borschow.com-949348866075514174.eml").string()});
   EXPECT_EQ(r.status, 0) << r.err;
   EXPECT_EQ(r.out,
             "source_ip,header_from,disposition,dkim,spf,messages,reports\r\n"
@@ -190,9 +193,9 @@ TEST_F(DmarcCli, CsvSources) {
 }
 
 TEST_F(DmarcCli, UsageErrors) {
-  EXPECT_EQ(run({"dmarc", "--since", "yesterday", kAggregate.string()}).status, 64);
-  EXPECT_EQ(run({"dmarc", "--view", "everything", kAggregate.string()}).status, 64);
-  EXPECT_EQ(run({"dmarc", "--json", "--csv", kAggregate.string()}).status, 64);
+  EXPECT_EQ(run({"dmarc", "--since", "yesterday", aggregate_dir().string()}).status, 64);
+  EXPECT_EQ(run({"dmarc", "--view", "everything", aggregate_dir().string()}).status, 64);
+  EXPECT_EQ(run({"dmarc", "--json", "--csv", aggregate_dir().string()}).status, 64);
   // No files and no configuration: nothing to read.
   EXPECT_EQ(run({"dmarc"}).status, 78);
 }
@@ -204,11 +207,11 @@ TEST_F(DmarcCli, ReadsMaildirFolders) {
     fs::create_directories(maildir / ".Reports.New" / sub);
     fs::create_directories(maildir / ".Reports.Invalid" / sub);
   }
-  fs::copy_file(kAggregate / "google-borschow.com-949348866075514174.eml",
+  fs::copy_file(aggregate_dir() / "google-borschow.com-949348866075514174.eml",
                 maildir / ".Reports.New" / "new" / "1700000000.M1P1.host,S=100");
-  fs::copy_file(kAggregate / "twilight.eml",
+  fs::copy_file(aggregate_dir() / "twilight.eml",
                 maildir / ".Reports.New" / "cur" / "1700000001.M2P1.host,S=100:2,S");
-  fs::copy_file(kAggregate / "invalid_xml.xml",
+  fs::copy_file(aggregate_dir() / "invalid_xml.xml",
                 maildir / ".Reports.Invalid" / "new" / "1700000002.M3P1.host,S=1");
   const fs::path conf = dir_ / "chainmail.conf";
   std::ofstream(conf) << "[directory]\nldif_file = \"/dev/null\"\n[dmarc_reports]\nmaildir = \""

@@ -13,7 +13,9 @@ namespace {
 
 namespace fs = std::filesystem;
 
-const fs::path kSamples = CHAINMAIL_DMARC_SAMPLES;
+fs::path samples() {
+  return CHAINMAIL_DMARC_SAMPLES;
+}
 
 std::string slurp(const fs::path& p) {
   std::ifstream in(p, std::ios::binary);
@@ -37,7 +39,7 @@ TEST(DmarcInput, DecodesEachEncodingByContent) {
       {"rfc9990-example.net!example.com!1700000000!1700086399.xml", "example.net", 7},
   };
   for (const auto& c : cases) {
-    const auto data = slurp(kSamples / "aggregate" / c.file);
+    const auto data = slurp(samples() / "aggregate" / c.file);
     ASSERT_FALSE(data.empty()) << c.file;
     const auto decoded = decode_report_file(data, {});
     ASSERT_EQ(decoded.reports.size(), 1U)
@@ -51,7 +53,7 @@ TEST(DmarcInput, BadFilesSayWhy) {
   for (const char* f :
        {"aggregate/invalid_xml.xml", "aggregate/invalid_utf_8.xml",
         "aggregate_invalid/report_with_upper_cased_pass.xml", "failure/dmarc_ruf_report_linkedin.eml"}) {
-    const auto decoded = decode_report_file(slurp(kSamples / f), {});
+    const auto decoded = decode_report_file(slurp(samples() / f), {});
     EXPECT_TRUE(decoded.reports.empty()) << f;
     ASSERT_FALSE(decoded.errors.empty()) << f;
     EXPECT_FALSE(decoded.errors[0].empty()) << f;
@@ -64,7 +66,8 @@ TEST(DmarcInput, FileSizeCap) {
   limits.max_file_bytes = 100;
   std::vector<std::string> bad;
   const auto stats = for_each_report(
-      {kSamples / "aggregate" / "rfc9990-sample.xml"}, limits, [](const fs::path&, const AggregateReport&) {},
+      {samples() / "aggregate" / "rfc9990-sample.xml"}, limits,
+      [](const fs::path&, const AggregateReport&) {},
       [&](const fs::path&, const std::string& why) { bad.push_back(why); });
   EXPECT_EQ(stats.reports, 0U);
   ASSERT_EQ(bad.size(), 1U);
@@ -75,9 +78,9 @@ TEST(DmarcInput, WalksDirectoriesInOrder) {
   const fs::path dir = fs::temp_directory_path() / ("dmarc_input_test." + std::to_string(getpid()));
   fs::remove_all(dir);
   fs::create_directories(dir / "sub");
-  fs::copy_file(kSamples / "aggregate" / "rfc9990-sample.xml", dir / "b");
-  fs::copy_file(kSamples / "aggregate" / "invalid_xml.xml", dir / "a");
-  fs::copy_file(kSamples / "aggregate" / "example.net!example.com!1529366400!1529452799.xml",
+  fs::copy_file(samples() / "aggregate" / "rfc9990-sample.xml", dir / "b");
+  fs::copy_file(samples() / "aggregate" / "invalid_xml.xml", dir / "a");
+  fs::copy_file(samples() / "aggregate" / "example.net!example.com!1529366400!1529452799.xml",
                 dir / "sub" / "c");
   std::vector<std::string> seen;
   std::vector<std::string> bad;
