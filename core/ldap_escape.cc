@@ -2,6 +2,8 @@
 
 #include <array>
 
+#include "percent_template.h"
+
 namespace chainmail {
 namespace {
 
@@ -58,31 +60,12 @@ std::string expand_filter(std::string_view tmpl, std::string_view address) {
   const std::size_t at = address.rfind('@');
   const std::string_view local = at == std::string_view::npos ? address : address.substr(0, at);
   const std::string_view domain = at == std::string_view::npos ? std::string_view() : address.substr(at + 1);
-  std::string out;
-  for (std::size_t i = 0; i < tmpl.size(); ++i) {
-    if (tmpl[i] != '%' || i + 1 == tmpl.size()) {
-      out += tmpl[i];
-      continue;
-    }
-    switch (tmpl[++i]) {
-      case 's':
-        out += escape_filter_value(address);
-        break;
-      case 'u':
-        out += escape_filter_value(local);
-        break;
-      case 'd':
-        out += escape_filter_value(domain);
-        break;
-      case '%':
-        out += '%';
-        break;
-      default:
-        out += '%';
-        out += tmpl[i];
-    }
-  }
-  return out;
+  return expand_percent(tmpl, [&](char name) -> std::optional<std::string> {
+    if (name == 's') return escape_filter_value(address);
+    if (name == 'u') return escape_filter_value(local);
+    if (name == 'd') return escape_filter_value(domain);
+    return std::nullopt;
+  });
 }
 
 }  // namespace chainmail

@@ -2,9 +2,11 @@
 #include "core/login.h"
 
 #include <algorithm>
+#include <optional>
 
 #include "core/address.h"
 #include "core/ldap_escape.h"
+#include "core/percent_template.h"
 
 namespace chainmail {
 namespace {
@@ -43,55 +45,19 @@ LoginParse parse_login(std::string_view text, const LoginDomains& domains, std::
 }
 
 std::string expand_login_filter(std::string_view tmpl, const Login& login) {
-  std::string out;
-  out.reserve(tmpl.size() + login.address.size());
-  for (std::size_t i = 0; i < tmpl.size(); ++i) {
-    if (tmpl[i] != '%' || i + 1 == tmpl.size()) {
-      out += tmpl[i];
-      continue;
-    }
-    switch (tmpl[++i]) {
-      case 'u':
-        out += escape_filter_value(login.uid);
-        break;
-      case 's':
-        out += escape_filter_value(login.address);
-        break;
-      case '%':
-        out += '%';
-        break;
-      default:
-        out += '%';
-        out += tmpl[i];
-    }
-  }
-  return out;
+  return expand_percent(tmpl, [&login](char name) -> std::optional<std::string> {
+    if (name == 'u') return escape_filter_value(login.uid);
+    if (name == 's') return escape_filter_value(login.address);
+    return std::nullopt;
+  });
 }
 
 std::string expand_user_template(std::string_view tmpl, std::string_view uid, std::string_view main_domain) {
-  std::string out;
-  out.reserve(tmpl.size() + uid.size());
-  for (std::size_t i = 0; i < tmpl.size(); ++i) {
-    if (tmpl[i] != '%' || i + 1 == tmpl.size()) {
-      out += tmpl[i];
-      continue;
-    }
-    switch (tmpl[++i]) {
-      case 'u':
-        out += uid;
-        break;
-      case 'd':
-        out += main_domain;
-        break;
-      case '%':
-        out += '%';
-        break;
-      default:
-        out += '%';
-        out += tmpl[i];
-    }
-  }
-  return out;
+  return expand_percent(tmpl, [uid, main_domain](char name) -> std::optional<std::string> {
+    if (name == 'u') return std::string(uid);
+    if (name == 'd') return std::string(main_domain);
+    return std::nullopt;
+  });
 }
 
 }  // namespace chainmail
