@@ -7,11 +7,12 @@
 // does not follow its schema is Invalid, so that what reaches Reports.New can be trusted by the tools reading
 // it.
 //
-// SECURITY: the input is attacker data. libxml2's xmlTextReader parses it with XML_PARSE_NONET, without DTD
+// SECURITY: the input is attacker data. libxml2's SAX2 parser reads it with XML_PARSE_NONET, without DTD
 // loading, validation or entity substitution, and with libxml2's own size limits kept (no XML_PARSE_HUGE). A
 // document with a DOCTYPE is Invalid before libxml2 sees it (so neither billion-laughs nor external entities
-// can be declared), and again if the reader meets one. chainmail's external entity loader refuses everything,
-// so no file or URL is ever opened. Element depth and text length are capped.
+// can be declared), and again if the parser meets a DTD, an entity declaration or an entity reference.
+// chainmail's external entity loader refuses everything, so no file or URL is ever opened. Element depth and
+// text length are capped.
 //
 // DIAGNOSTICS: an Invalid result carries a short reason (libxml2's message or the schema rule broken); it is
 // attacker-influenced text: cut and escape it before logging. Nothing is thrown; nothing is printed.

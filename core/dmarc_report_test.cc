@@ -172,6 +172,14 @@ TEST(DmarcReport, RefusesExternalEntitiesAndReadsNoFile) {
   std::filesystem::remove(secret);
 }
 
+TEST(DmarcReport, ReadsPredefinedEntitiesCharacterReferencesAndCdata) {
+  auto doc = report("", kRecord);
+  doc.replace(doc.find(" acme.example "), 14, "A &amp; B &#x263A; <![CDATA[<c>]]>");
+  const auto r = parse_aggregate_report(doc);
+  ASSERT_TRUE(r.ok()) << r.error;
+  EXPECT_EQ(r.report->metadata.org_name, "A & B \u263A <c>");
+}
+
 TEST(DmarcReport, RecognisesReportsCheaply) {
   EXPECT_TRUE(looks_like_aggregate_report(report("", kRecord)));
   EXPECT_TRUE(looks_like_aggregate_report("\xEF\xBB\xBF<feedback xmlns=\"x\">"));
