@@ -294,10 +294,7 @@ static int match_values(const struct sieve_runtime_env* renv, struct sieve_match
                         struct sieve_stringlist* key_list) {
   int match, ret;
 
-  if (array_count(&list->values) == 0) {
-    sieve_interpreter_set_test_result(renv->interp, FALSE);
-    return SIEVE_EXEC_OK;
-  }
+  /* An empty list goes through sieve_match() too: ":count "eq" "0"" is true for it. */
   if ((match = sieve_match(renv, mcht, cmp, &list->strlist, key_list, &ret)) < 0) return ret;
   sieve_interpreter_set_test_result(renv->interp, match > 0);
   return SIEVE_EXEC_OK;

@@ -76,7 +76,26 @@ std::string userdb_fields_block(const DovecotLmtpOptions& options, const std::st
   return "userdb {\n  driver = passwd-file\n  args = " + file + "\n}\n";
 }
 
+// Makes `path` (a folder or file under the mail root) belong to the mail user.
+void chown_to_mail(const std::filesystem::path& path, const Owner& owner) {
+  if (::chown(path.c_str(), owner.uid, owner.gid) != 0) {
+    throw std::system_error(errno, std::generic_category(), "chown " + path.string());
+  }
+}
+
+constexpr const char* kStockSievePlugin = "/usr/lib/dovecot/modules/lib90_sieve_plugin.so";
+
 }  // namespace
+
+Env sanitizer_env() {
+  Env env;
+  const std::string preload = sanitizer_preload();
+  if (preload.empty()) return env;
+  env["LD_PRELOAD"] = preload;
+  env["ASAN_OPTIONS"] = "detect_leaks=0:abort_on_error=1";
+  env["UBSAN_OPTIONS"] = "print_stacktrace=1:halt_on_error=1";
+  return env;
+}
 
 DovecotLmtp::DovecotLmtp()
     : dir_("dovecot"), config_path_(dir_.path() / "dovecot.conf"), log_path_(dir_.path() / "dovecot.log") {
@@ -85,10 +104,7 @@ DovecotLmtp::DovecotLmtp()
                                                 std::filesystem::perms::others_exec);
   const std::filesystem::path mail = dir_.path() / "mail";
   std::filesystem::create_directory(mail);
-  const Owner owner = mail_owner();
-  if (::chown(mail.c_str(), owner.uid, owner.gid) != 0) {
-    throw std::system_error(errno, std::generic_category(), "chown " + mail.string());
-  }
+  chown_to_mail(mail, mail_owner());
 }
 
 std::filesystem::path DovecotLmtp::lmtp_socket() const {
@@ -122,27 +138,52 @@ void DovecotLmtp::start(const DovecotLmtpOptions& options) {
                            "userdb {\n  driver = static\n  args = uid=" + std::to_string(owner.uid) +
                            " gid=" + std::to_string(owner.gid) + " home=" + dir + "/mail/%n\n}\n" +
                            "service lmtp {\n  unix_listener lmtp {\n    mode = 0666\n  }\n}\n";
+  const bool sieve = !options.sieve_scripts.empty() || !options.sieve_plugin_dir.empty();
   std::string plugins;
   Env env;
-  if (!options.mail_plugin_dir.empty()) {
-    plugins += "mail_plugin_dir = " + options.mail_plugin_dir.string() + "\n";
-    const std::string preload = sanitizer_preload();
-    if (!preload.empty()) {
-      env["LD_PRELOAD"] = preload;
-      env["ASAN_OPTIONS"] = "detect_leaks=0:abort_on_error=1";
-      env["UBSAN_OPTIONS"] = "print_stacktrace=1:halt_on_error=1";
+  if (!options.mail_plugin_dir.empty() || !options.sieve_plugin_dir.empty()) {
+    std::filesystem::path plugin_dir = options.mail_plugin_dir;
+    if (!plugin_dir.empty() && sieve) {
+      // mail_plugin_dir hides Dovecot's own plugins: the Sieve plugin is linked in beside ours.
+      plugin_dir = dir_.path() / "modules";
+      std::filesystem::remove_all(plugin_dir);
+      std::filesystem::create_directory(plugin_dir);
+      for (const auto& entry : std::filesystem::directory_iterator(options.mail_plugin_dir)) {
+        if (entry.is_regular_file()) {
+          std::filesystem::create_symlink(entry.path(), plugin_dir / entry.path().filename());
+        }
+      }
+      std::filesystem::create_symlink(kStockSievePlugin, plugin_dir / "lib90_sieve_plugin.so");
+    }
+    if (!plugin_dir.empty()) plugins += "mail_plugin_dir = " + plugin_dir.string() + "\n";
+    env = sanitizer_env();
+    if (!env.empty()) {
       plugins += "import_environment = TZ CORE_OUTOFMEM CORE_ERROR LD_PRELOAD ASAN_OPTIONS UBSAN_OPTIONS\n";
       // ASan reserves terabytes of address space for its shadow memory: no vsz_limit (default 256M).
       plugins += "default_vsz_limit = 0\n";
     }
   }
-  if (!options.mail_plugins.empty()) {
-    plugins += "protocol lmtp {\n  mail_plugins = $mail_plugins " + options.mail_plugins + "\n}\n";
+  std::string mail_plugins = options.mail_plugins;
+  if (sieve) mail_plugins += mail_plugins.empty() ? "sieve" : " sieve";
+  if (!mail_plugins.empty()) {
+    plugins += "protocol lmtp {\n  mail_plugins = $mail_plugins " + mail_plugins + "\n}\n";
   }
-  if (!options.plugin_settings.empty()) {
+  if (!options.plugin_settings.empty() || sieve) {
     plugins += "plugin {\n";
+    if (sieve) plugins += "  sieve = file:~/sieve;active=~/.dovecot.sieve\n";
+    if (!options.sieve_plugin_dir.empty()) {
+      plugins += "  sieve_plugin_dir = " + options.sieve_plugin_dir.string() + "\n";
+    }
     for (const auto& [key, value] : options.plugin_settings) plugins += "  " + key + " = " + value + "\n";
     plugins += "}\n";
+  }
+  for (const auto& [user, script] : options.sieve_scripts) {
+    const std::filesystem::path home = dir_.path() / "mail" / user;
+    std::filesystem::create_directories(home);
+    chown_to_mail(home, owner);
+    write_file(home / ".dovecot.sieve", script);
+    chown_to_mail(home / ".dovecot.sieve", owner);
+    std::filesystem::remove(home / ".dovecot.svbin");  // compiled from an earlier script
   }
   write_file(config_path_, conf + plugins);
   std::error_code ignored;

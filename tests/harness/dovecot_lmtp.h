@@ -25,6 +25,16 @@
 //   dovecot.start(o);
 //   dovecot.messages("alice", "devops");                 // Maildir/.devops (Maildir++ folders)
 //
+// Sieve (Pigeonhole's lda-sieve plugin, added to the LMTP mail_plugins) is on when sieve_scripts or
+// sieve_plugin_dir is set: each listed user gets that text as the active personal script (~/.dovecot.sieve),
+// and Pigeonhole loads its sieve_plugins from sieve_plugin_dir; other Sieve settings go in plugin_settings.
+// When mail_plugin_dir is set too, the harness links Dovecot's own lib90_sieve_plugin.so beside that
+// folder's plugins (in modules/ of the TempDir), because mail_plugin_dir hides the stock plugins:
+//
+//   o.sieve_plugin_dir = build/sieve-ext;
+//   o.plugin_settings = {{"sieve_plugins", "sieve_chainmail"}, {"sieve_extensions", "+vnd.chainmail"}};
+//   o.sieve_scripts = {{"alice", "require \"fileinto\"; fileinto \"X\";"}};
+//
 // A sanitizer build loads its plugins into the (uninstrumented) Dovecot with LD_PRELOAD of the test's own
 // libasan and libubsan (ASAN_OPTIONS detect_leaks=0: Dovecot's exit-time allocations are not ours), passed to
 // Dovecot's children with import_environment. Without plugins nothing is preloaded.
@@ -50,8 +60,17 @@ struct DovecotLmtpOptions {
   std::filesystem::path mail_plugin_dir;                             // empty: Dovecot's own plugins
   std::string mail_plugins;                                          // protocol lmtp { mail_plugins = ... }
   std::vector<std::pair<std::string, std::string>> plugin_settings;  // plugin { key = value }
-  std::map<std::string, std::string> user_fields;  // user -> space-separated userdb extra fields
+  std::map<std::string, std::string> user_fields;    // user -> space-separated userdb extra fields
+  std::map<std::string, std::string> sieve_scripts;  // user -> active Sieve script text
+  std::filesystem::path sieve_plugin_dir;            // plugin { sieve_plugin_dir }; empty: Pigeonhole's own
 };
+
+// The environment that preloads this process's sanitizer runtimes (libasan, libubsan, found in
+// /proc/self/maps) into a Dovecot program that loads our sanitized plugins (dovecot, sieve-test, sievec),
+// with the ASan/UBSan options the harness uses. Empty in a build without sanitizers. Such a program also
+// needs `import_environment = ... LD_PRELOAD ASAN_OPTIONS UBSAN_OPTIONS` in its configuration (Dovecot clears
+// the environment when it re-executes itself or its children).
+Env sanitizer_env();
 
 class DovecotLmtp {
  public:
