@@ -48,6 +48,10 @@ class Loader {
       for (auto&& [name, value] : *tbl) {
         const std::string full = section + "." + std::string(name.str());
         const Param* p = find(full);
+        if (p == nullptr && section == "autoreply" && value.is_table()) {  // a profile, [autoreply.NAME]
+          profiles_.emplace_back(std::string(name.str()), value.as_table());
+          continue;
+        }
         if (p == nullptr) {
           error(line(name.source()), full, "unknown key");
           continue;
@@ -60,6 +64,7 @@ class Loader {
         load_value(*p, full, value);
       }
     }
+    load_profiles();
     resolve_files();
     for (const auto& e : validate(out_.config)) {
       auto it = lines_.find(e.key);
@@ -76,6 +81,27 @@ class Loader {
     std::string where = name_;
     if (at != 0) where += ":" + std::to_string(at);
     out_.errors.push_back(where + ": " + (key.empty() ? "" : key + ": ") + message);
+  }
+
+  // Each [autoreply.NAME] starts from the whole [autoreply] (read by now, whatever the order in the file)
+  // and sets its own keys through the same parameter table, so types and bounds are checked alike.
+  void load_profiles() {
+    for (const auto& [name, tbl] : profiles_) {
+      Config scratch = out_.config;
+      for (auto&& [key, value] : *tbl) {
+        const std::string param = "autoreply." + std::string(key.str());
+        const std::string full = "autoreply." + name + "." + std::string(key.str());
+        const Param* p = find(param);
+        if (p == nullptr || std::holds_alternative<TableParam>(p->kind)) {
+          error(line(key.source()), full, "unknown key");
+          continue;
+        }
+        lines_[full] = line(value.source());
+        load_value(*p, full, value, scratch);
+      }
+      lines_["autoreply." + name] = line(tbl->source());
+      out_.config.autoreply_profiles.insert_or_assign(name, std::move(scratch.autoreply));
+    }
   }
 
   static const Param* find(std::string_view key) {
@@ -95,6 +121,10 @@ class Loader {
   }
 
   void load_value(const Param& p, const std::string& key, const toml::node& value) {
+    load_value(p, key, value, out_.config);
+  }
+
+  void load_value(const Param& p, const std::string& key, const toml::node& value, Config& target) {
     const auto at = line(value.source());
     std::visit(
         [&](const auto& k) {
@@ -104,19 +134,19 @@ class Loader {
             if (!v) return error(at, key, "expected an integer");
             if (*v < k.min || *v > k.max)
               return error(at, key, fmt::format("{} is out of bounds [{}, {}]", *v, k.min, k.max));
-            k.field(out_.config) = *v;
+            k.field(target) = *v;
           } else if constexpr (std::is_same_v<K, BoolParam>) {
             const auto v = value.value_exact<bool>();
             if (!v) return error(at, key, "expected true or false");
-            k.field(out_.config) = *v;
+            k.field(target) = *v;
           } else if constexpr (std::is_same_v<K, StringParam>) {
             const auto v = value.value_exact<std::string>();
             if (!v) return error(at, key, "expected a string");
-            k.field(out_.config) = *v;
+            k.field(target) = *v;
           } else if constexpr (std::is_same_v<K, ListParam>) {
             auto list = strings(value);
             if (!list) return error(at, key, "expected an array of strings");
-            k.field(out_.config) = std::move(*list);
+            k.field(target) = std::move(*list);
           } else {
             error(at, key, "expected a table");
           }
@@ -208,6 +238,7 @@ class Loader {
   std::filesystem::path base_;
   LoadedConfig out_;
   std::map<std::string, std::uint32_t> lines_;
+  std::vector<std::pair<std::string, const toml::table*>> profiles_;  // [autoreply.NAME], read last
 };
 
 }  // namespace

@@ -56,6 +56,45 @@ TEST(ConfigLoader, ReportsEveryErrorWithItsLine) {
   EXPECT_EQ(loaded.errors.size(), want.size());
 }
 
+TEST(ConfigLoader, AutoreplyProfilesInheritAndOverride) {
+  const std::string head =
+      "[directory]\nldif_file = \"/dev/null\"\n"
+      "[services]\n\"fortune\" = \"autoreply\"\n\"help\" = \"autoreply:help\"\n";
+  // The profile comes before some of [autoreply]'s keys in the file, and still inherits them.
+  const auto loaded = load(head +
+                           "[autoreply.help]\nsubject = \"Help: %s\"\nperiod_s = 60\n"
+                           "[autoreply]\nbody = \"Shared body\"\nsendmail = \"/opt/postfix/sendmail\"\n");
+  ASSERT_TRUE(loaded.ok()) << loaded.errors.front();
+  const auto& c = loaded.config;
+  ASSERT_EQ(c.autoreply_profiles.count("help"), 1U);
+  const auto& help = c.autoreply_profiles.at("help");
+  EXPECT_EQ(help.subject, "Help: %s");
+  EXPECT_EQ(help.period_s, 60);
+  EXPECT_EQ(help.body, "Shared body");
+  EXPECT_EQ(help.sendmail, "/opt/postfix/sendmail");
+  EXPECT_EQ(c.autoreply.subject, "Re: %s");  // [autoreply] itself is unchanged
+  EXPECT_EQ(c.autoreply.period_s, 86400);
+  EXPECT_EQ(autoreply_profile(c, parse_service_spec("autoreply:help")), &help);
+  EXPECT_EQ(autoreply_profile(c, parse_service_spec("autoreply")), &c.autoreply);
+  EXPECT_EQ(autoreply_profile(c, parse_service_spec("autoreply:nope")), nullptr);
+
+  const auto bad = load(head +
+                        "\"other\" = \"autoreply:missing\"\n"  // 6
+                        "[autoreply.help]\n"                   // 7
+                        "colour = \"red\"\n"                   // 8 unknown key
+                        "period_s = 0\n"                       // 9 out of bounds
+                        "sendmail = \"sendmail\"\n");          // 10 not absolute
+  const std::vector<std::string> want = {"test.conf:6: services.other", "test.conf:8: autoreply.help.colour",
+                                         "test.conf:9: autoreply.help.period_s",
+                                         "test.conf:10: autoreply.help.sendmail"};
+  for (const auto& w : want) {
+    bool found = false;
+    for (const auto& e : bad.errors) found = found || e.rfind(w, 0) == 0;
+    EXPECT_TRUE(found) << "missing error starting with: " << w;
+  }
+  EXPECT_EQ(bad.errors.size(), want.size()) << (bad.errors.empty() ? "" : bad.errors.back());
+}
+
 TEST(ConfigLoader, SyntaxErrorsNameTheLine) {
   const auto loaded = load("[domains]\nmain = \n");
   ASSERT_EQ(loaded.errors.size(), 1U);

@@ -167,9 +167,10 @@ std::string clean_header_text(std::string_view text, std::size_t max) {
   return out;
 }
 
-std::string rate_key(const Address& sender) {
+std::string rate_key(const Address& service, const Address& sender) {
   // FNV-1a, 64 bits, twice with different offsets: stable across builds and platforms (std::hash is not).
-  const std::string text = ascii_lower(sender.local) + "@" + sender.domain;
+  // The two are joined with a space, which a serialised address holds only inside quotes.
+  const std::string text = ascii_lower(service.str()) + " " + ascii_lower(sender.local) + "@" + sender.domain;
   auto fnv = [&text](std::uint64_t h) {
     for (const char ch : text) {
       h ^= static_cast<unsigned char>(ch);

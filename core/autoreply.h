@@ -65,9 +65,9 @@ std::optional<std::string> clean_msg_id(std::string_view text);
 // Text for a header field: unfolded, control bytes and non-ASCII replaced, blanks collapsed, cut to `max`.
 std::string clean_header_text(std::string_view text, std::size_t max);
 
-// The name of a sender's rate-limit file: a fixed-width hex digest of the lower-cased address, so that no
-// address can name a path.
-std::string rate_key(const Address& sender);
+// The name of the rate-limit file of one sender of one service address: a fixed-width hex digest of both
+// addresses, lower-cased, so that no address can name a path.
+std::string rate_key(const Address& service, const Address& sender);
 
 struct ReplyParts {
   Address from;            // the service address

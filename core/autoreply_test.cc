@@ -104,9 +104,13 @@ TEST(Autoreply, RateKeyIsFixedHexAndCaseFolded) {
   const Address a{"Joe", "example.org"};
   const Address b{"joe", "example.org"};
   const Address c{"../../etc/passwd", "example.org"};
-  EXPECT_EQ(rate_key(a), rate_key(b));
-  EXPECT_NE(rate_key(a), rate_key(c));
-  for (const auto& k : {rate_key(a), rate_key(c)}) {
+  const Address fortune{"fortune", "pydis.wtf"};
+  const Address help{"Help", "pydis.wtf"};
+  EXPECT_EQ(rate_key(fortune, a), rate_key(fortune, b));
+  EXPECT_NE(rate_key(fortune, a), rate_key(fortune, c));
+  EXPECT_NE(rate_key(fortune, a), rate_key(help, a));  // each service answers a sender once
+  EXPECT_EQ(rate_key(help, a), rate_key(Address{"help", "pydis.wtf"}, a));
+  for (const auto& k : {rate_key(fortune, a), rate_key(help, c)}) {
     EXPECT_EQ(k.size(), 32U);
     EXPECT_EQ(k.find_first_not_of("0123456789abcdef"), std::string::npos);
   }

@@ -176,7 +176,8 @@ const std::array kParams = {
         "services",
         "Service-mail recipients (Postfix pipes their mail to chainmail-service-mail): address or bare local "
         "part = \"kind\" or \"kind:argument\". Kinds: dmarc-reports (argument: the Maildir to file into; "
-        "default dmarc_reports.maildir), autoreply (no argument; [autoreply]), exec (argument: the command, "
+        "default dmarc_reports.maildir), autoreply (no argument: [autoreply]; argument NAME: the profile "
+        "[autoreply.NAME], which overrides [autoreply] key by key), exec (argument: the command, "
         "split at blanks, no shell; default exec.command).",
         TableParam{true, [](Config& c) -> StringTable& { return c.services; },
                    "\"dmarc\" = \"dmarc-reports:/var/vmail/int.pydis.wtf/dmarc/Maildir\""}},
@@ -236,6 +237,10 @@ const std::array kParams = {
                    [](Config& c) -> std::int64_t& { return c.autoreply.max_state_entries; }}},
     Param{"autoreply.sendmail", "Postfix's sendmail, run as sendmail -i -f <> -- SENDER.",
           StringParam{"/usr/sbin/sendmail", [](Config& c) -> std::string& { return c.autoreply.sendmail; }}},
+    Param{"autoreply.sendmail_config",
+          "Postfix configuration directory for sendmail (its -C); empty: sendmail's default. For a second "
+          "Postfix instance.",
+          StringParam{"", [](Config& c) -> std::string& { return c.autoreply.sendmail_config; }}},
     Param{"autoreply.sendmail_timeout_s", "Seconds sendmail may take to accept the reply.",
           IntParam{60, 1, 600, [](Config& c) -> std::int64_t& { return c.autoreply.sendmail_timeout_s; }}},
 
@@ -415,6 +420,36 @@ bool Config::is_hosted_domain(std::string_view domain) const {
   return false;
 }
 
+namespace {
+
+// The checks of one autoreply profile; `at` is its section ("autoreply" or "autoreply.NAME").
+template <typename Err>
+void check_autoreply(const std::string& at, const Config::Autoreply& a, Err& err) {
+  if (a.state_dir.empty() || a.state_dir.front() != '/')
+    err(at + ".state_dir", "the state directory is an absolute path");
+  if (a.sendmail.empty() || a.sendmail.front() != '/') err(at + ".sendmail", "sendmail is an absolute path");
+  if (!a.sendmail_config.empty() && a.sendmail_config.front() != '/')
+    err(at + ".sendmail_config", "the configuration directory is an absolute path");
+  if (!a.command.empty() && !a.command.front().starts_with('/'))
+    err(at + ".command", "the command is an absolute path");
+  if (!a.from.empty() && !parse_address(a.from).address)
+    err(at + ".from", "\"" + a.from + "\" is not an address");
+  for (const char ch : a.subject) {
+    if (static_cast<unsigned char>(ch) < 32 || ch == 127) {
+      err(at + ".subject", "the subject has a control character");
+      break;
+    }
+  }
+}
+
+}  // namespace
+
+const Config::Autoreply* autoreply_profile(const Config& config, const ServiceSpec& spec) {
+  if (spec.argument.empty()) return &config.autoreply;
+  const auto it = config.autoreply_profiles.find(spec.argument);
+  return it == config.autoreply_profiles.end() ? nullptr : &it->second;
+}
+
 std::vector<ConfigError> validate(const Config& c) {
   std::vector<ConfigError> errors;
   auto err = [&errors](std::string key, std::string msg) {
@@ -521,11 +556,8 @@ std::vector<ConfigError> validate(const Config& c) {
       if (!spec.argument.empty() && spec.argument.front() != '/')
         err("services." + key, "the Maildir of a dmarc-reports service is an absolute path");
     } else if (spec.kind == kServiceAutoreply) {
-      if (!spec.argument.empty()) err("services." + key, "an autoreply service takes no argument");
-      if (c.autoreply.state_dir.empty() || c.autoreply.state_dir.front() != '/')
-        err("autoreply.state_dir", "the state directory is an absolute path");
-      if (c.autoreply.sendmail.empty() || c.autoreply.sendmail.front() != '/')
-        err("autoreply.sendmail", "sendmail is an absolute path");
+      if (autoreply_profile(c, spec) == nullptr)
+        err("services." + key, "no autoreply profile [autoreply." + spec.argument + "]");
     } else if (spec.kind == kServiceExec) {
       const auto argv = exec_argv(c, spec);
       if (argv.empty() || !argv.front().starts_with('/'))
@@ -536,15 +568,11 @@ std::vector<ConfigError> validate(const Config& c) {
           "unknown service kind \"" + spec.kind + "\" (known: dmarc-reports, autoreply, exec)");
     }
   }
-  if (!c.autoreply.command.empty() && !c.autoreply.command.front().starts_with('/'))
-    err("autoreply.command", "the command is an absolute path");
-  if (!c.autoreply.from.empty() && !parse_address(c.autoreply.from).address)
-    err("autoreply.from", "\"" + c.autoreply.from + "\" is not an address");
-  for (const char ch : c.autoreply.subject) {
-    if (static_cast<unsigned char>(ch) < 32 || ch == 127) {
-      err("autoreply.subject", "the subject has a control character");
-      break;
-    }
+  check_autoreply("autoreply", c.autoreply, err);
+  for (const auto& [name, profile] : c.autoreply_profiles) {
+    if (!is_dot_atom(name) || name.find('.') != std::string::npos)
+      err("autoreply." + name, "a profile name is letters, digits and -_ only");
+    check_autoreply("autoreply." + name, profile, err);
   }
   if (c.service_mail.log != "syslog" && c.service_mail.log != "stderr")
     err("service_mail.log", "\"" + c.service_mail.log + "\" is neither syslog nor stderr");

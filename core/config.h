@@ -165,8 +165,12 @@ struct Config {
     std::string state_dir;
     std::int64_t max_state_entries = 0;
     std::string sendmail;
+    std::string sendmail_config;
     std::int64_t sendmail_timeout_s = 0;
   } autoreply;
+  // Named autoreply profiles, [autoreply.NAME] (a service "autoreply:NAME"): each starts as a copy of
+  // [autoreply] and overrides what its table sets.
+  std::map<std::string, Autoreply, std::less<>> autoreply_profiles;
 
   // The exec service: a command run with the message on stdin.
   struct Exec {
@@ -233,6 +237,10 @@ struct ServiceSpec {
   std::string argument;  // empty when the entry has none
 };
 ServiceSpec parse_service_spec(std::string_view value);
+
+// The autoreply settings of a service: [autoreply] for "autoreply", [autoreply.NAME] for "autoreply:NAME";
+// nullptr when there is no such profile.
+const Config::Autoreply* autoreply_profile(const Config& config, const ServiceSpec& spec);
 
 // The argv of an exec service: its argument split at blanks (no shell, no quoting), else exec.command.
 std::vector<std::string> exec_argv(const Config& config, const ServiceSpec& spec);

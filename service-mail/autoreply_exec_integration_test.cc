@@ -57,12 +57,12 @@ class AutoreplyExecBinary : public ::testing::Test {
     if (!dir_.empty()) fs::remove_all(dir_);
   }
 
-  void write_config(const std::string& extra_autoreply, const std::string& extra_exec = "") {
+  void write_config(const std::string& extra_autoreply, const std::string& extra_exec = "",
+                    const std::string& extra_services = "") {
     const std::string d = dir_.string();
     spit(dir_ / "chainmail.conf",
-         "[directory]\nldif_file = \"/dev/null\"\n[services]\n\"fortune\" = \"autoreply\"\n"
-         "\"router\" = \"exec:/bin/sh " +
-             d +
+         std::string("[directory]\nldif_file = \"/dev/null\"\n[services]\n\"fortune\" = \"autoreply\"\n") +
+             extra_services + "\"router\" = \"exec:/bin/sh " + d +
              "/router.sh\"\n"
              "[service_mail]\nlog = \"stderr\"\n"
              "[autoreply]\nstate_dir = \"" +
@@ -120,6 +120,31 @@ TEST_F(AutoreplyExecBinary, RepliesOnceThreadedWithNullSender) {
   EXPECT_EQ(sent().size(), 1U);
   // Another sender is answered.
   EXPECT_EQ(run(std::string(kMessage), "ann@example.net"), 0) << stderr_;
+  EXPECT_EQ(sent().size(), 2U);
+}
+
+TEST_F(AutoreplyExecBinary, NamedProfilesOverrideTheDefaultsAndLimitPerService) {
+  write_config(
+      "[autoreply.help]\nsubject = \"Help desk: %s\"\nbody = \"We answer within a day.\"\n"
+      "sendmail_config = \"/etc/postfix-out\"\n",
+      "", "\"help\" = \"autoreply:help\"\n");
+  ASSERT_EQ(run(std::string(kMessage), "joe@example.org"), 0) << stderr_;
+  ASSERT_EQ(run(std::string(kMessage), "joe@example.org", "help"), 0) << stderr_;
+  auto msgs = sent();
+  ASSERT_EQ(msgs.size(), 2U) << stderr_;  // an answer from fortune does not silence help
+  std::string help_reply;
+  std::string help_args;
+  for (auto m : msgs) {
+    const auto text = slurp(m);
+    if (text.find("From: help@pydis.wtf\n") == std::string::npos) continue;
+    help_reply = text;
+    help_args = slurp(m.replace_extension(".args"));
+  }
+  EXPECT_NE(help_reply.find("Subject: Help desk: Tell me one\n"), std::string::npos) << help_reply;
+  EXPECT_NE(help_reply.find("\n\nWe answer within a day."), std::string::npos) << help_reply;
+  EXPECT_EQ(help_args, "-i\n-f\n<>\n-C\n/etc/postfix-out\n--\njoe@example.org\n");
+  // The profile keeps [autoreply]'s period and state: a second message to help is not answered.
+  EXPECT_EQ(run(std::string(kMessage), "joe@example.org", "help"), 0) << stderr_;
   EXPECT_EQ(sent().size(), 2U);
 }
 

@@ -56,8 +56,8 @@ std::string unique_token() {
 
 // The service address replies come from: autoreply.from, else the address the sender wrote (the original
 // recipient), else the envelope recipient.
-std::optional<Address> reply_from(const Config& config, const Envelope& envelope) {
-  for (const auto& text : {config.autoreply.from, envelope.original_recipient, envelope.recipient}) {
+std::optional<Address> reply_from(const Config::Autoreply& profile, const Envelope& envelope) {
+  for (const auto& text : {profile.from, envelope.original_recipient, envelope.recipient}) {
     if (text.empty()) continue;
     if (auto a = parse_address(text).address) return a;
   }
@@ -169,17 +169,22 @@ ServiceOutcome run_exec(const Config& config, const ServiceSpec& spec, const Env
   return out;
 }
 
-ServiceOutcome send_autoreply(const Config& config, const ServiceSpec& /*spec*/, const Envelope& envelope,
+ServiceOutcome send_autoreply(const Config& config, const ServiceSpec& spec, const Envelope& envelope,
                               std::string_view message) {
-  const auto& a = config.autoreply;
+  const auto* profile = autoreply_profile(config, spec);
+  // validate() refuses such a configuration; a message that meets one anyway waits for the fix.
+  if (profile == nullptr)
+    return {kExitTempFail, "no autoreply profile [autoreply." + spec.argument + "]", {}};
+  const auto& a = *profile;
   const auto headers = parse_header_fields(message);
   const auto decision = should_reply(config, envelope.sender, headers);
   if (!decision.reply) return {kExitOk, "no reply: " + decision.reason, {}};
-  const auto from = reply_from(config, envelope);
+  const auto from = reply_from(a, envelope);
   if (!from) return {kExitTempFail, "no valid service address to reply from", {}};
   if (iequals(from->str(), decision.recipient->str())) return {kExitOk, "no reply: sender is ourselves", {}};
 
-  const std::string key = rate_key(*decision.recipient);
+  // Per service address and sender: an answer from one service does not silence another.
+  const std::string key = rate_key(*from, *decision.recipient);
   const auto slot = claim_reply_slot(a.state_dir, key, static_cast<std::time_t>(a.period_s),
                                      static_cast<std::size_t>(a.max_state_entries), std::time(nullptr));
   switch (slot.slot) {
@@ -212,7 +217,9 @@ ServiceOutcome send_autoreply(const Config& config, const ServiceSpec& /*spec*/,
   const std::string reply = build_reply(parts, headers);
 
   CommandSpec send;
-  send.argv = {a.sendmail, "-i", "-f", "<>", "--", decision.recipient->str()};
+  send.argv = {a.sendmail, "-i", "-f", "<>"};
+  if (!a.sendmail_config.empty()) send.argv.insert(send.argv.end(), {"-C", a.sendmail_config});
+  send.argv.insert(send.argv.end(), {"--", decision.recipient->str()});
   send.env = {"PATH=/usr/bin:/bin"};
   send.input = reply;
   send.timeout = std::chrono::seconds(a.sendmail_timeout_s);
