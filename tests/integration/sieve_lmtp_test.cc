@@ -69,10 +69,10 @@ if route :alias "postmaster" { fileinto :create "Postmaster"; stop; }
 if route :group "devops" { fileinto :create "DevOps"; stop; }
 )";
 
-const std::string kPass =
+constexpr const char* kPass =
     "Authentication-Results: mx.pydis.wtf; spf=pass smtp.mailfrom=sender@example.net;\n"
     "\tdkim=pass header.d=example.net; dmarc=pass header.from=example.net\n";
-const std::string kFail =
+constexpr const char* kFail =
     "Authentication-Results: mx.pydis.wtf; spf=fail smtp.mailfrom=sender@example.net;\n"
     "\tdkim=none; dmarc=fail (p=reject) header.from=example.net\n";
 
@@ -126,7 +126,7 @@ class SieveLmtp : public ::testing::Test {
 
   // The folder of alice's that holds the message with `subject` ("INBOX" or a folder name); empty: none.
   static std::string folder_of(const std::string& subject) {
-    for (const std::string folder : {"INBOX", "Junk", "Postmaster", "DevOps"}) {
+    for (const char* folder : {"INBOX", "Junk", "Postmaster", "DevOps"}) {
       for (const auto& file : dovecot_->messages("alice", folder)) {
         if (harness::read_file(file).find("\nSubject: " + subject + "\n") != std::string::npos) return folder;
       }
@@ -156,7 +156,7 @@ TEST_F(SieveLmtp, UserScriptFilesByAuthresAndRoute) {
       {"no-orcpt", "", kPass, "INBOX"},
       // A forgery of ours below the real field, and another authserv-id above it, both claiming fail.
       {"forged-below", "alice@pydis.wtf",
-       "Authentication-Results: mx.elsewhere.example; dmarc=fail\n" + kPass +
+       std::string("Authentication-Results: mx.elsewhere.example; dmarc=fail\n") + kPass +
            "Authentication-Results: mx.pydis.wtf; dmarc=fail\n",
        "INBOX"},
       {"no-field-of-ours", "devops@pydis.wtf", "Authentication-Results: mx.elsewhere.example; dmarc=fail\n",

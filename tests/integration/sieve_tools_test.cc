@@ -38,11 +38,11 @@ struct Condition {
   bool want;
 };
 
-const std::string kRequire =
+constexpr const char* kRequire =
     "require [\"vnd.chainmail\", \"fileinto\", \"relational\", \"comparator-i;ascii-numeric\"];\n";
 
 // Our field sits between another authserv-id's (above) and a forgery of ours (below): only ours counts.
-const std::string kStamped =
+constexpr const char* kStamped =
     "Authentication-Results: mx.elsewhere.example; spf=fail smtp.mailfrom=x@example.net; dkim=fail;\n"
     "\tdmarc=pass header.from=example.net\n"
     "Authentication-Results: mx.pydis.wtf;\n"
@@ -91,7 +91,7 @@ class SieveTools : public ::testing::Test {
   }
 
   static std::filesystem::path write_script(const std::string& text) {
-    const auto file = dir_->path() / ("s" + std::to_string(++scripts_) + ".sieve");
+    auto file = dir_->path() / ("s" + std::to_string(++scripts_) + ".sieve");
     harness::write_file(file, text);
     return file;
   }
@@ -239,7 +239,7 @@ TEST_F(SieveTools, RouteIgnoresMessageHeaders) {
 }
 
 TEST_F(SieveTools, DirectoryTroubleIsARuntimeErrorNotFalse) {
-  const std::string script = kRequire + "if route :group \"devops\" { fileinto \"DevOps\"; }\n";
+  const std::string script = std::string(kRequire) + "if route :group \"devops\" { fileinto \"DevOps\"; }\n";
   const SieveRun r = sieve_test(script, sieve_message("down", kStamped), "devops@pydis.wtf",
                                 "alice@localhost", "dovecot-down.conf");
   EXPECT_NE(r.run.exit_code, 0) << r.run.out << r.run.err;
@@ -250,7 +250,7 @@ TEST_F(SieveTools, DirectoryTroubleIsARuntimeErrorNotFalse) {
   EXPECT_TRUE(r.folders.empty());
 
   // authres needs only the configuration: the same setup answers it.
-  const SieveRun a = sieve_test(kRequire + "if authres \"fail\" { fileinto \"Junk\"; }\n",
+  const SieveRun a = sieve_test(std::string(kRequire) + "if authres \"fail\" { fileinto \"Junk\"; }\n",
                                 sieve_message("down-authres", kStamped), "devops@pydis.wtf",
                                 "alice@localhost", "dovecot-down.conf");
   EXPECT_EQ(a.run.exit_code, 0) << a.run.err;
@@ -259,9 +259,9 @@ TEST_F(SieveTools, DirectoryTroubleIsARuntimeErrorNotFalse) {
 
 TEST_F(SieveTools, MissingConfigurationIsARuntimeError) {
   for (const std::string test : {"authres \"fail\"", "route \"devops\""}) {
-    const SieveRun r =
-        sieve_test(kRequire + "if " + test + " { fileinto \"X\"; }\n", sieve_message("missing", kStamped),
-                   "devops@pydis.wtf", "alice@localhost", "dovecot-missing.conf");
+    const SieveRun r = sieve_test(std::string(kRequire) + "if " + test + " { fileinto \"X\"; }\n",
+                                  sieve_message("missing", kStamped), "devops@pydis.wtf", "alice@localhost",
+                                  "dovecot-missing.conf");
     EXPECT_NE(r.run.exit_code, 0) << test << r.run.out;
     EXPECT_NE(r.run.err.find("chainmail: cannot load"), std::string::npos) << test << r.run.err;
     EXPECT_TRUE(r.folders.empty()) << test;
@@ -293,7 +293,7 @@ TEST_F(SieveTools, SievecReportsMisuseWithTheLine) {
        "line 2: error: the authres test requires 1 positional argument(s), but 2"},
   };
   for (const Case& c : cases) {
-    const auto script = write_script(kRequire + c.body);
+    const auto script = write_script(std::string(kRequire) + c.body);
     const auto out = dir_->path() / "out.svbin";
     const harness::RunResult r = harness::run(
         {"sievec", "-c", (dir_->path() / "dovecot.conf").string(), script.string(), out.string()}, {},
@@ -311,7 +311,7 @@ TEST_F(SieveTools, SievecReportsMisuseWithTheLine) {
 
   // And a correct script compiles.
   const auto good =
-      write_script(kRequire +
+      write_script(std::string(kRequire) +
                    "if anyof(authres :dkim :count \"ge\" :comparator \"i;ascii-numeric\" \"1\",\n"
                    "         route :alias :matches \"post*\") { keep; }\n");
   const harness::RunResult g = harness::run({"sievec", "-c", (dir_->path() / "dovecot.conf").string(),
