@@ -54,16 +54,6 @@ std::string unique_token() {
   return out;
 }
 
-// The service address replies come from: autoreply.from, else the address the sender wrote (the original
-// recipient), else the envelope recipient.
-std::optional<Address> reply_from(const Config::Autoreply& profile, const Envelope& envelope) {
-  for (const auto& text : {profile.from, envelope.original_recipient, envelope.recipient}) {
-    if (text.empty()) continue;
-    if (auto a = parse_address(text).address) return a;
-  }
-  return std::nullopt;
-}
-
 }  // namespace
 
 std::span<const ServiceKindEntry> service_kinds() {
@@ -179,8 +169,14 @@ ServiceOutcome send_autoreply(const Config& config, const ServiceSpec& spec, con
   const auto headers = parse_header_fields(message);
   const auto decision = should_reply(config, envelope.sender, headers);
   if (!decision.reply) return {kExitOk, "no reply: " + decision.reason, {}};
-  const auto from = reply_from(a, envelope);
-  if (!from) return {kExitTempFail, "no valid service address to reply from", {}};
+  const auto from = reply_address(config, a, envelope);
+  if (!from) {
+    return {
+        kExitTempFail,
+        "no address to reply from: set autoreply.from (several [transport] keys name this service, or none "
+        "is valid)",
+        {}};
+  }
   if (iequals(from->str(), decision.recipient->str())) return {kExitOk, "no reply: sender is ourselves", {}};
 
   // Per service address and sender: an answer from one service does not silence another.
@@ -231,6 +227,45 @@ ServiceOutcome send_autoreply(const Config& config, const ServiceSpec& spec, con
     return give_back(why);
   }
   return {kExitOk, "replied to " + decision.recipient->str() + " from " + from->str(), {}};
+}
+
+namespace {
+
+// The [transport] key that routes to `service` (a service name, the local part of an internal address), when
+// exactly one does. `ambiguous` is set when several do.
+std::optional<Address> public_address_of(const Config& config, std::string_view service, bool& ambiguous) {
+  std::optional<Address> found;
+  for (const auto& [key, values] : config.transport) {
+    if (values.size() != 1 || !iequals(values.front(), service)) continue;
+    auto a = parse_address(key).address;
+    if (!a) continue;  // a bare local part names no single address
+    if (found) {
+      ambiguous = true;
+      return std::nullopt;
+    }
+    found = std::move(a);
+  }
+  return found;
+}
+
+}  // namespace
+
+std::optional<Address> reply_address(const Config& config, const Config::Autoreply& profile,
+                                     const Envelope& envelope) {
+  if (!profile.from.empty()) return parse_address(profile.from).address;
+  for (const auto* text : {&envelope.original_recipient, &envelope.recipient}) {
+    if (text->empty()) continue;
+    auto a = parse_address(*text).address;
+    if (!a) continue;
+    if (!config.routing.service_domain.empty() && iequals(a->domain, config.routing.service_domain)) {
+      bool ambiguous = false;
+      const auto base = split_detail(a->local, config.routing.recipient_delimiter).base;
+      if (auto pub = public_address_of(config, base, ambiguous)) return pub;
+      if (ambiguous) return std::nullopt;
+    }
+    return a;
+  }
+  return std::nullopt;
 }
 
 ServiceOutcome run_service(const Config& config, const Envelope& envelope,

@@ -24,6 +24,7 @@
 #include <string>
 #include <string_view>
 
+#include "core/address.h"
 #include "core/config.h"
 
 namespace chainmail {
@@ -60,6 +61,15 @@ std::span<const ServiceKindEntry> service_kinds();
 
 // The [services] entry for a recipient, or nothing when no entry claims it.
 std::optional<ServiceSpec> find_service(const Config& config, std::string_view recipient);
+
+// The address a reply of `profile` comes from: autoreply.from when set; else the public address the sender
+// wrote. The milter hands service mail to Postfix as <service>@routing.service_domain (a new recipient, so
+// pipe(8)'s ${original_recipient} is that internal address too; the public one survives only as the DSN
+// ORCPT, which pipe(8) cannot pass on), so an internal address is mapped back through [transport]: the one
+// key that names this service. Then the original recipient, then the recipient. Nothing when no candidate is
+// a valid address, or when several [transport] keys name the service (set autoreply.from then).
+std::optional<Address> reply_address(const Config& config, const Config::Autoreply& profile,
+                                     const Envelope& envelope);
 
 // Looks the recipient up and runs its service. Never throws.
 ServiceOutcome run_service(const Config& config, const Envelope& envelope, std::string_view message) noexcept;

@@ -50,6 +50,33 @@ TEST(ServiceLookup, FindsByAddressLocalPartAndDetail) {
   EXPECT_FALSE(find_service(c, ""));
 }
 
+TEST(ServiceReply, ComesFromThePublicAddressNotTheInternalOne) {
+  Config c = default_config();
+  c.routing.service_domain = "service-mail.localhost";
+  c.transport = {{"fortune@int.pydis.wtf", {"fortune"}},
+                 {"help@pydis.wtf", {"helpdesk"}},
+                 {"help@pydis.com", {"helpdesk"}},
+                 {"fredrick", {"fredrick"}}};
+  auto from = [&](const std::string& rcpt, const std::string& orig, const std::string& set = "") {
+    Config::Autoreply a = c.autoreply;
+    a.from = set;
+    const auto addr = reply_address(c, a, Envelope{"joe@example.org", rcpt, orig, "Q1"});
+    return addr ? addr->str() : std::string("none");
+  };
+  // As the milter delivers it: both the recipient and ${original_recipient} are internal.
+  EXPECT_EQ(from("fortune@service-mail.localhost", "fortune@service-mail.localhost"),
+            "fortune@int.pydis.wtf");
+  EXPECT_EQ(from("Fortune+x@Service-Mail.localhost", ""), "fortune@int.pydis.wtf");
+  // Two public addresses for one service: no guess.
+  EXPECT_EQ(from("helpdesk@service-mail.localhost", ""), "none");
+  EXPECT_EQ(from("helpdesk@service-mail.localhost", "", "help@pydis.wtf"), "help@pydis.wtf");
+  // A bare-local-part key names no address: the internal one is all there is.
+  EXPECT_EQ(from("fredrick@service-mail.localhost", ""), "fredrick@service-mail.localhost");
+  // Delivered some other way (a pipe entry of its own): the original recipient as before.
+  EXPECT_EQ(from("fortune@int.pydis.wtf", "fortune@pydis.wtf"), "fortune@pydis.wtf");
+  EXPECT_EQ(from("x@service-mail.localhost", "", "not an address"), "none");
+}
+
 TEST(ServiceLog, AttackerTextIsEscapedAndCut) {
   EXPECT_EQ(log_safe("a\nb\x7f"), "a\\x0ab\\x7f");
   EXPECT_EQ(log_safe(std::string(300, 'x'), 10), "xxxxxxxxxx...");

@@ -12,9 +12,9 @@
 // sendmail (postdrop as user mail, pickup, the queue: null sender, Auto-Submitted), once per sender per
 // period, never to bulk mail.
 //
-// Known product bug, its case skipped while it shows (AutoreplyComesFromTheAddressTheSenderWrote): the milter
-// routes by delrcpt/addrcpt, so pipe(8)'s ${original_recipient} is the rewritten service address and the
-// reply comes From fortune@service-mail.localhost instead of the address the sender wrote.
+// AutoreplyComesFromTheAddressTheSenderWrote: the milter routes by delrcpt/addrcpt, so pipe(8)'s
+// ${original_recipient} is the rewritten fortune@service-mail.localhost; service-mail maps it back through
+// [transport] (reply_address()), and the reply comes From the public address.
 //
 // The stack starts once (SetUpTestSuite); the suite is one ctest entry (service_mail_e2e.cmake). Mail to the
 // outside (the replies) stays deferred: relayhost is a loopback port where nothing listens.
@@ -523,12 +523,6 @@ TEST_F(ServiceMailE2E, AutoreplyComesFromTheAddressTheSenderWrote) {
   const std::string reply = stack().mta.queued_message(replies[0].queue_id);
   const auto from = header_values(reply, "From");
   ASSERT_EQ(from.size(), 1U) << reply;
-  if (from[0] == "fortune@service-mail.localhost") {
-    GTEST_SKIP() << "product bug (service-mail reply_from + milter routing): the milter routes with "
-                    "delrcpt/addrcpt, so Postfix's ${original_recipient} is the rewritten "
-                    "fortune@service-mail.localhost (the public address survives only as DSN ORCPT, which "
-                    "pipe(8) cannot pass); the reply comes From the internal service address";
-  }
   EXPECT_EQ(from[0], kAutoreplyAddress) << reply;
 }
 
