@@ -84,10 +84,38 @@ std::string make_maildir(const fs::path& dir) {
   return {};
 }
 
+// The line naming `folder` in a subscriptions file holding `content` (format V2 separates the hierarchy with
+// TABs, the old format with the Maildir++ dots).
+std::string subscription_line(const std::string& content, std::string_view folder) {
+  std::string name(folder);
+  if (content.rfind("V\t2", 0) == 0) {
+    for (char& ch : name) {
+      if (ch == '.') ch = '\t';
+    }
+  }
+  return name;
+}
+
+bool subscribed(const std::string& content, std::string_view folder) {
+  const std::string name = subscription_line(content, folder);
+  std::istringstream lines(content);
+  for (std::string line; std::getline(lines, line);) {
+    if (line == name) return true;
+  }
+  return false;
+}
+
 // Adds `folder` to root/subscriptions unless it is there, under Dovecot's dot-lock.
 std::string subscribe(const fs::path& root, std::string_view folder) {
   const fs::path file = root / "subscriptions";
   const fs::path lock = root / "subscriptions.lock";
+  // Nearly always it is there already: look without the lock first (writers replace the file with rename(),
+  // so it is read whole, old or new), so that concurrent deliveries do not queue on the lock for nothing.
+  {
+    int err = 0;
+    const std::string current = read_file(file, err);
+    if (err == 0 && subscribed(current, folder)) return {};
+  }
   UniqueFd fd;
   for (int attempt = 0;; ++attempt) {
     fd = UniqueFd(::open(lock.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
@@ -109,20 +137,10 @@ std::string subscribe(const fs::path& root, std::string_view folder) {
   int err = 0;
   const std::string old = read_file(file, err);
   if (err != 0) return fail(errno_text("read", file, err));
-  const bool v2 = old.rfind("V\t2", 0) == 0;
-  std::string name(folder);
-  if (v2) {
-    for (char& ch : name) {
-      if (ch == '.') ch = '\t';
-    }
-  }
-  std::istringstream lines(old);
-  for (std::string line; std::getline(lines, line);) {
-    if (line == name) return fail({});
-  }
+  if (subscribed(old, folder)) return fail({});
   std::string content = old;
   if (!content.empty() && content.back() != '\n') content += '\n';
-  content += name;
+  content += subscription_line(old, folder);
   content += '\n';
   if (const int e = write_all(fd.get(), content)) return fail(errno_text("write", lock, e));
   if (::fsync(fd.get()) != 0) return fail(errno_text("fsync", lock, errno));
