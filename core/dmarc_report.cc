@@ -14,7 +14,6 @@
 #include <initializer_list>
 #include <memory>
 #include <mutex>
-#include <unordered_map>
 
 #include "core/network.h"
 
@@ -85,18 +84,23 @@ bool one_of(std::string_view v, std::initializer_list<std::string_view> allowed)
   return std::find(allowed.begin(), allowed.end(), v) != allowed.end();
 }
 
-// The element paths (below <feedback>) the parser acts on. One hash lookup per element instead of a chain of
-// string comparisons, which was the parser's own largest cost on big reports.
+// The elements the parser knows, by their place in the document. Each open element's Field is found from its
+// parent's and its own name (child_field()), once, when it opens: no path string is built or hashed (that was
+// the parser's own largest cost on big reports).
 enum class Field {
-  other,
+  other,  // anything else, and everything below it
+  root,   // <feedback>
   version,
+  report_metadata,
   org_name,
   email,
   extra_contact_info,
   report_id,
   error,
+  date_range,
   begin,
   end,
+  policy_published,
   domain,
   adkim,
   aspf,
@@ -111,13 +115,17 @@ enum class Field {
   row,
   source_ip,
   count,
+  policy_evaluated,
   disposition,
   eval_dkim,
   eval_spf,
+  reason,
   reason_type,
+  identifiers,
   header_from,
   envelope_from,
   envelope_to,
+  auth_results,
   record_dkim,
   dkim_domain,
   dkim_selector,
@@ -128,48 +136,65 @@ enum class Field {
   spf_result,
 };
 
-Field field_of(std::string_view path) {
-  static const std::unordered_map<std::string_view, Field> fields{
-      {"version", Field::version},
-      {"report_metadata/org_name", Field::org_name},
-      {"report_metadata/email", Field::email},
-      {"report_metadata/extra_contact_info", Field::extra_contact_info},
-      {"report_metadata/report_id", Field::report_id},
-      {"report_metadata/error", Field::error},
-      {"report_metadata/date_range/begin", Field::begin},
-      {"report_metadata/date_range/end", Field::end},
-      {"policy_published/domain", Field::domain},
-      {"policy_published/adkim", Field::adkim},
-      {"policy_published/aspf", Field::aspf},
-      {"policy_published/p", Field::p},
-      {"policy_published/sp", Field::sp},
-      {"policy_published/np", Field::np},
-      {"policy_published/fo", Field::fo},
-      {"policy_published/testing", Field::testing},
-      {"policy_published/discovery_method", Field::discovery_method},
-      {"policy_published/pct", Field::pct},
-      {"record", Field::record},
-      {"record/row", Field::row},
-      {"record/row/source_ip", Field::source_ip},
-      {"record/row/count", Field::count},
-      {"record/row/policy_evaluated/disposition", Field::disposition},
-      {"record/row/policy_evaluated/dkim", Field::eval_dkim},
-      {"record/row/policy_evaluated/spf", Field::eval_spf},
-      {"record/row/policy_evaluated/reason/type", Field::reason_type},
-      {"record/identifiers/header_from", Field::header_from},
-      {"record/identifiers/envelope_from", Field::envelope_from},
-      {"record/identifiers/envelope_to", Field::envelope_to},
-      {"record/auth_results/dkim", Field::record_dkim},
-      {"record/auth_results/dkim/domain", Field::dkim_domain},
-      {"record/auth_results/dkim/selector", Field::dkim_selector},
-      {"record/auth_results/dkim/result", Field::dkim_result},
-      {"record/auth_results/spf", Field::record_spf},
-      {"record/auth_results/spf/domain", Field::spf_domain},
-      {"record/auth_results/spf/scope", Field::spf_scope},
-      {"record/auth_results/spf/result", Field::spf_result},
-  };
-  const auto it = fields.find(path);
-  return it == fields.end() ? Field::other : it->second;
+struct ChildField {
+  Field parent;
+  std::string_view name;
+  Field field;
+};
+
+constexpr std::array kChildFields{
+    ChildField{Field::root, "version", Field::version},
+    ChildField{Field::root, "report_metadata", Field::report_metadata},
+    ChildField{Field::root, "policy_published", Field::policy_published},
+    ChildField{Field::root, "record", Field::record},
+    ChildField{Field::report_metadata, "org_name", Field::org_name},
+    ChildField{Field::report_metadata, "email", Field::email},
+    ChildField{Field::report_metadata, "extra_contact_info", Field::extra_contact_info},
+    ChildField{Field::report_metadata, "report_id", Field::report_id},
+    ChildField{Field::report_metadata, "error", Field::error},
+    ChildField{Field::report_metadata, "date_range", Field::date_range},
+    ChildField{Field::date_range, "begin", Field::begin},
+    ChildField{Field::date_range, "end", Field::end},
+    ChildField{Field::policy_published, "domain", Field::domain},
+    ChildField{Field::policy_published, "adkim", Field::adkim},
+    ChildField{Field::policy_published, "aspf", Field::aspf},
+    ChildField{Field::policy_published, "p", Field::p},
+    ChildField{Field::policy_published, "sp", Field::sp},
+    ChildField{Field::policy_published, "np", Field::np},
+    ChildField{Field::policy_published, "fo", Field::fo},
+    ChildField{Field::policy_published, "testing", Field::testing},
+    ChildField{Field::policy_published, "discovery_method", Field::discovery_method},
+    ChildField{Field::policy_published, "pct", Field::pct},
+    ChildField{Field::record, "row", Field::row},
+    ChildField{Field::record, "identifiers", Field::identifiers},
+    ChildField{Field::record, "auth_results", Field::auth_results},
+    ChildField{Field::row, "source_ip", Field::source_ip},
+    ChildField{Field::row, "count", Field::count},
+    ChildField{Field::row, "policy_evaluated", Field::policy_evaluated},
+    ChildField{Field::policy_evaluated, "disposition", Field::disposition},
+    ChildField{Field::policy_evaluated, "dkim", Field::eval_dkim},
+    ChildField{Field::policy_evaluated, "spf", Field::eval_spf},
+    ChildField{Field::policy_evaluated, "reason", Field::reason},
+    ChildField{Field::reason, "type", Field::reason_type},
+    ChildField{Field::identifiers, "header_from", Field::header_from},
+    ChildField{Field::identifiers, "envelope_from", Field::envelope_from},
+    ChildField{Field::identifiers, "envelope_to", Field::envelope_to},
+    ChildField{Field::auth_results, "dkim", Field::record_dkim},
+    ChildField{Field::auth_results, "spf", Field::record_spf},
+    ChildField{Field::record_dkim, "domain", Field::dkim_domain},
+    ChildField{Field::record_dkim, "selector", Field::dkim_selector},
+    ChildField{Field::record_dkim, "result", Field::dkim_result},
+    ChildField{Field::record_spf, "domain", Field::spf_domain},
+    ChildField{Field::record_spf, "scope", Field::spf_scope},
+    ChildField{Field::record_spf, "result", Field::spf_result},
+};
+
+Field child_field(Field parent, std::string_view name) {
+  if (parent == Field::other) return Field::other;
+  for (const auto& c : kChildFields) {
+    if (c.parent == parent && c.name == name) return c.field;
+  }
+  return Field::other;
 }
 
 class Parser {
@@ -316,31 +341,26 @@ class Parser {
       seen_root_ = true;
       root_ns_ = ns;
     }
-    // key_ is the element path below <feedback>, e.g. "record/row/source_ip"; key_ends_ remembers where each
-    // open element's part of it starts. An element from another namespace (an extension) is kept in the path
-    // under a name no handler matches.
-    key_ends_.push_back(key_.size());
-    if (depth_ > 0) {
-      if (depth_ > 1) key_ += '/';
-      key_ += ns == root_ns_ ? name : std::string_view("#foreign");
-    }
+    // An element from another namespace (an extension) is Field::other, and so is everything below it.
+    Field field = Field::root;
+    if (depth_ > 0) field = ns == root_ns_ ? child_field(fields_.back(), name) : Field::other;
+    fields_.push_back(field);
     ++depth_;
     text_.clear();
-    return opened();
+    return opened(field);
   }
 
   bool finish() {
     if (depth_ == 0) return true;
-    const bool ok = closed(trim(text_));
+    const bool ok = closed(fields_.back(), trim(text_));
     text_.clear();
     --depth_;
-    key_.resize(key_ends_.back());
-    key_ends_.pop_back();
+    fields_.pop_back();
     return ok;
   }
 
-  bool opened() {
-    switch (field_of(key_)) {
+  bool opened(Field f) {
+    switch (f) {
       case Field::record:
         if (report_.records.size() >= limits_.max_records) {
           return bad("more than " + std::to_string(limits_.max_records) + " records");
@@ -360,10 +380,9 @@ class Parser {
     return true;
   }
 
-  bool closed(std::string_view v) {
+  bool closed(Field f, std::string_view v) {
     auto& m = report_.metadata;
     auto& p = report_.policy;
-    const Field f = field_of(key_);
     switch (f) {
       case Field::version:
         report_.version = v;
@@ -547,9 +566,8 @@ class Parser {
   const ReportParseLimits& limits_;
   xmlParserCtxt* ctxt_ = nullptr;  // during run() only
   AggregateReport report_;
-  std::size_t depth_ = 0;  // open elements, <feedback> included
-  std::vector<std::size_t> key_ends_;
-  std::string key_;
+  std::size_t depth_ = 0;      // open elements, <feedback> included
+  std::vector<Field> fields_;  // of the open elements
   std::string text_;
   std::string error_;
   std::string root_ns_;
