@@ -3,19 +3,25 @@
 
 namespace chainmail::dkim {
 
-PublicKeyCache::~PublicKeyCache() {
+KeyCache::~KeyCache() {
   for (auto& e : entries_) EVP_PKEY_free(e.key);
 }
 
-EVP_PKEY* PublicKeyCache::get(std::string_view der, const std::function<EVP_PKEY*()>& decode) {
+EVP_PKEY* KeyCache::get(std::string_view der, const std::function<EVP_PKEY*()>& decode) {
   if (der.size() > kMaxCachedDer || capacity_ == 0) return decode();
   {
     const std::lock_guard lock(mutex_);
     if (const auto it = index_.find(der); it != index_.end()) {
-      entries_.splice(entries_.begin(), entries_, it->second);
+      const auto entry = it->second;
+      entries_.splice(entries_.begin(), entries_, entry);
       ++hits_;
-      EVP_PKEY* key = it->second->key;
+      EVP_PKEY* key = entry->key;
       if (EVP_PKEY_up_ref(key) != 1) return decode();
+      if (max_uses_ != 0 && ++entry->uses >= max_uses_) {  // retired: the next caller decodes afresh
+        index_.erase(it);
+        EVP_PKEY_free(entry->key);
+        entries_.erase(entry);
+      }
       return key;
     }
     ++misses_;
@@ -37,23 +43,28 @@ EVP_PKEY* PublicKeyCache::get(std::string_view der, const std::function<EVP_PKEY
   return key;
 }
 
-std::size_t PublicKeyCache::size() const {
+std::size_t KeyCache::size() const {
   const std::lock_guard lock(mutex_);
   return entries_.size();
 }
 
-std::uint64_t PublicKeyCache::hits() const {
+std::uint64_t KeyCache::hits() const {
   const std::lock_guard lock(mutex_);
   return hits_;
 }
 
-std::uint64_t PublicKeyCache::misses() const {
+std::uint64_t KeyCache::misses() const {
   const std::lock_guard lock(mutex_);
   return misses_;
 }
 
-PublicKeyCache& process_key_cache() {
-  static auto* cache = new PublicKeyCache(1024);  // NOLINT(cppcoreguidelines-owning-memory): see key_cache.h
+KeyCache& process_key_cache() {
+  static auto* cache = new KeyCache(1024);  // NOLINT(cppcoreguidelines-owning-memory): see key_cache.h
+  return *cache;
+}
+
+KeyCache& process_private_key_cache() {
+  static auto* cache = new KeyCache(64, std::uint64_t{1} << 20);  // NOLINT(cppcoreguidelines-owning-memory)
   return *cache;
 }
 
