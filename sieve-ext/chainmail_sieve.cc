@@ -14,8 +14,7 @@
 #include <string_view>
 #include <vector>
 
-#include "adapters/config_loader.h"
-#include "adapters/directory_factory.h"
+#include "adapters/routing_engine.h"
 #include "core/address.h"
 #include "core/router.h"
 #include "core/sieve_match.h"
@@ -26,33 +25,20 @@ namespace {
 constexpr std::size_t kMaxErrorText = 320;
 
 struct Engine {
-  std::string path;
-  chainmail::Config config;
+  std::unique_ptr<chainmail::RoutingEngine> routing;
   std::string authserv_id;
-  std::unique_ptr<chainmail::DirectoryStack> stack;
-  std::unique_ptr<chainmail::Router> router;
 };
 std::unique_ptr<Engine> g_engine;  // NOLINT(cppcoreguidelines-avoid-non-const-global-variables)
 
 // The engine for `path`, or nullptr with `error` set.
 Engine* engine_for(const std::string& path, std::string& error) {
-  if (g_engine && g_engine->path == path) return g_engine.get();
+  if (g_engine && g_engine->routing->path == path) return g_engine.get();
   g_engine.reset();
-  chainmail::LoadedConfig loaded = chainmail::load_config_file(path);
-  if (!loaded.ok()) {
-    error = "cannot load ";
-    error += path;
-    error += ": ";
-    error += loaded.errors.front();
-    return nullptr;
-  }
-  auto engine = std::make_unique<Engine>();
-  engine->path = path;
-  engine->config = std::move(loaded.config);
-  engine->authserv_id = chainmail::sieve::our_authserv_id(engine->config);
-  engine->stack = std::make_unique<chainmail::DirectoryStack>(engine->config);
-  engine->router = std::make_unique<chainmail::Router>(engine->config, engine->stack->directory());
-  g_engine = std::move(engine);
+  auto routing = chainmail::RoutingEngine::load(path, error);
+  if (!routing) return nullptr;
+  g_engine = std::make_unique<Engine>();
+  g_engine->authserv_id = chainmail::sieve::our_authserv_id(routing->config);
+  g_engine->routing = std::move(routing);
   return g_engine.get();
 }
 
@@ -121,8 +107,8 @@ int route(const char* config_path, const char* orcpt, const char* mailbox_local,
     report(on_error, ctx, error.c_str());
     return -1;
   }
-  const chainmail::Config& config = engine->config;
-  const chainmail::RouteResult result = engine->router->route(orcpt, chainmail::Router::Explain::yes);
+  const chainmail::Config& config = engine->routing->config;
+  const chainmail::RouteResult result = engine->routing->router.route(orcpt, chainmail::Router::Explain::yes);
   if (result.outcome == chainmail::Outcome::trouble) {
     error = "directory trouble routing ORCPT ";
     error += std::string_view(orcpt).substr(0, kMaxErrorText);

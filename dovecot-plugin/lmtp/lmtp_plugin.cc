@@ -44,8 +44,7 @@
 #include <string>
 #include <string_view>
 
-#include "adapters/config_loader.h"
-#include "adapters/directory_factory.h"
+#include "adapters/routing_engine.h"
 #include "core/address.h"
 #include "core/delivery.h"
 #include "core/router.h"
@@ -84,10 +83,8 @@ constexpr const char* kDsnSetting = "chainmail_lmtp_dsn";
 // chainmail.conf, the directory and the router, built on the first recipient that needs them and kept for
 // the life of the lmtp process (its LDAP connections are reused across clients).
 struct Engine {
-  std::string path;
-  chainmail::Config config;
-  std::unique_ptr<chainmail::DirectoryStack> stack;
-  std::unique_ptr<chainmail::Router> router;
+  std::unique_ptr<chainmail::RoutingEngine> routing;
+  const chainmail::Config& config() const { return routing->config; }
   // The last routed ORCPT in the current transaction: a group's members arrive as consecutive RCPTs with the
   // same ORCPT, and routing the group again for each of them would cost members x group lookups per
   // message. Only reused within one LMTP transaction (its id); trouble is never kept.
@@ -100,7 +97,7 @@ struct Engine {
     key += orcpt;
     if (key != last_key) {
       last_key.clear();
-      last_route = router->route(orcpt, chainmail::Router::Explain::yes);
+      last_route = routing->router.route(orcpt, chainmail::Router::Explain::yes);
       if (last_route.outcome != chainmail::Outcome::trouble) last_key = std::move(key);
     }
     return last_route;
@@ -110,19 +107,12 @@ std::unique_ptr<Engine> g_engine;  // NOLINT(cppcoreguidelines-avoid-non-const-g
 
 // Returns the engine for `path`, or nullptr with `error` set.
 Engine* engine_for(const std::string& path, std::string& error) {
-  if (g_engine && g_engine->path == path) return g_engine.get();
+  if (g_engine && g_engine->routing->path == path) return g_engine.get();
   g_engine.reset();
-  chainmail::LoadedConfig loaded = chainmail::load_config_file(path);
-  if (!loaded.ok()) {
-    error = "cannot load " + path + ": " + loaded.errors.front();
-    return nullptr;
-  }
-  auto engine = std::make_unique<Engine>();
-  engine->path = path;
-  engine->config = std::move(loaded.config);
-  engine->stack = std::make_unique<chainmail::DirectoryStack>(engine->config);
-  engine->router = std::make_unique<chainmail::Router>(engine->config, engine->stack->directory());
-  g_engine = std::move(engine);
+  auto routing = chainmail::RoutingEngine::load(path, error);
+  if (!routing) return nullptr;
+  g_engine = std::make_unique<Engine>();
+  g_engine->routing = std::move(routing);
   return g_engine.get();
 }
 
@@ -178,7 +168,7 @@ std::optional<Decision> decide(struct client* client, const struct smtp_server_r
   const std::string path = (setting != nullptr && *setting != '\0') ? setting : kDefaultConfig;
   Engine* engine = engine_for(path, error);
   if (engine == nullptr) return std::nullopt;
-  const chainmail::Config& config = engine->config;
+  const chainmail::Config& config = engine->config();
 
   const std::string rcpt_address = smtp_address_encode(rcpt->path);
   const std::string local = rcpt->path->localpart != nullptr ? rcpt->path->localpart : "";
