@@ -14,6 +14,7 @@
 #include <stdexcept>
 #include <thread>
 
+#include "core/address.h"  // iequals
 #include "harness/files.h"
 #include "harness/net.h"
 #include "harness/paths.h"
@@ -21,16 +22,6 @@
 
 namespace chainmail::integration {
 namespace {
-
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    if (std::tolower(static_cast<unsigned char>(a[i])) != std::tolower(static_cast<unsigned char>(b[i]))) {
-      return false;
-    }
-  }
-  return true;
-}
 
 std::string trim(std::string_view s) {
   while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front())) != 0) s.remove_prefix(1);

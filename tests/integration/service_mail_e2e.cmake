@@ -8,7 +8,7 @@ if(TARGET authdb_chainmail AND TARGET chainmail-milter AND TARGET chainmail-serv
    AND EXISTS ${CMAKE_CURRENT_SOURCE_DIR}/../harness/dovecot.cc)
   add_executable(service_mail_e2e_test
     integration_support.cc milter_support.cc service_mail_e2e_support.cc service_mail_e2e_test.cc)
-  target_link_libraries(service_mail_e2e_test PRIVATE chainmail_harness GTest::gtest_main
+  target_link_libraries(service_mail_e2e_test PRIVATE chainmail_harness chainmail_core GTest::gtest_main
     nlohmann_json::nlohmann_json)
   add_dependencies(service_mail_e2e_test authdb_chainmail chainmail chainmail-milter chainmail-service-mail)
   target_compile_definitions(service_mail_e2e_test PRIVATE

@@ -10,6 +10,7 @@
 #include <chrono>
 #include <system_error>
 
+#include "core/address.h"  // iequals
 #include "harness/files.h"
 #include "harness/paths.h"
 #include "harness/process.h"
@@ -18,16 +19,6 @@ namespace chainmail::integration {
 namespace {
 
 constexpr const char* kPostfixDefaults = "/etc/postfix";
-
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    if (std::tolower(static_cast<unsigned char>(a[i])) != std::tolower(static_cast<unsigned char>(b[i]))) {
-      return false;
-    }
-  }
-  return true;
-}
 
 std::string base64_lines(std::string_view data) {
   static constexpr std::string_view kAlphabet =

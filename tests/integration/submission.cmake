@@ -4,7 +4,7 @@
 # SetUpTestSuite, so the suite is one ctest entry. Needs the auth plugin and the Dovecot harness.
 if(TARGET authdb_chainmail AND TARGET chainmail-milter AND EXISTS ${CMAKE_CURRENT_SOURCE_DIR}/../harness/dovecot.cc)
   add_executable(submission_test integration_support.cc milter_support.cc submission_test.cc)
-  target_link_libraries(submission_test PRIVATE chainmail_harness GTest::gtest_main nlohmann_json::nlohmann_json)
+  target_link_libraries(submission_test PRIVATE chainmail_harness chainmail_core GTest::gtest_main nlohmann_json::nlohmann_json)
   add_dependencies(submission_test authdb_chainmail chainmail chainmail-milter)
   add_test(NAME integration.Submission COMMAND submission_test)
   set_tests_properties(integration.Submission PROPERTIES LABELS integration TIMEOUT 120)
