@@ -3,6 +3,7 @@
 #include "cli/dmarc_input.h"
 
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <fstream>
@@ -72,6 +73,40 @@ TEST(DmarcInput, FileSizeCap) {
   EXPECT_EQ(stats.reports, 0U);
   ASSERT_EQ(bad.size(), 1U);
   EXPECT_NE(bad[0].find("larger than"), std::string::npos);
+}
+
+// Plain XML is parsed in place, without extract_report(), so its size cap is checked here too; gzip and zip
+// still go through it.
+TEST(DmarcInput, PlainReportsKeepTheArchiveSizeCap) {
+  const auto xml = slurp(samples() / "aggregate" / "rfc9990-sample.xml");
+  ReportReadLimits limits;
+  limits.archive.max_bytes = xml.size();
+  EXPECT_EQ(decode_report_file(xml, limits).reports.size(), 1U);
+  limits.archive.max_bytes = xml.size() - 1;
+  const auto decoded = decode_report_file(xml, limits);
+  EXPECT_TRUE(decoded.reports.empty());
+  ASSERT_EQ(decoded.errors.size(), 1U);
+  EXPECT_EQ(decoded.errors[0], "report larger than the limit");
+  limits.archive.max_bytes = 100;
+  const auto gz = decode_report_file(
+      slurp(samples() / "aggregate" / "fastmail.com!example.com!1516060800!1516147199!102675056.xml.gz"),
+      limits);
+  EXPECT_TRUE(gz.reports.empty());
+}
+
+// A FIFO named on the command line is refused at once, not waited on (no writer ever comes).
+TEST(DmarcInput, RefusesAFifoWithoutBlocking) {
+  const fs::path fifo = fs::temp_directory_path() / ("dmarc_input_fifo." + std::to_string(getpid()));
+  fs::remove(fifo);
+  ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
+  std::vector<std::string> bad;
+  const auto stats = for_each_report(
+      {fifo}, {}, [](const fs::path&, const AggregateReport&) {},
+      [&](const fs::path&, const std::string& why) { bad.push_back(why); });
+  fs::remove(fifo);
+  EXPECT_EQ(stats.reports, 0U);
+  ASSERT_EQ(bad.size(), 1U);
+  EXPECT_EQ(bad[0], "not a regular file");
 }
 
 TEST(DmarcInput, WalksDirectoriesInOrder) {

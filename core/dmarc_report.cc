@@ -41,10 +41,17 @@ void init_libxml() {
   });
 }
 
+bool xml_space(char c) {
+  return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
+
+// A loop, not find_first_not_of: that calls memchr once per character, and trim runs once per element.
 std::string_view trim(std::string_view s) {
-  const auto first = s.find_first_not_of(" \t\r\n");
-  if (first == std::string_view::npos) return {};
-  return s.substr(first, s.find_last_not_of(" \t\r\n") - first + 1);
+  std::size_t first = 0;
+  std::size_t last = s.size();
+  while (first < last && xml_space(s[first])) ++first;
+  while (last > first && xml_space(s[last - 1])) --last;
+  return s.substr(first, last - first);
 }
 
 std::string_view as_view(const xmlChar* s) {
@@ -189,10 +196,56 @@ constexpr std::array kChildFields{
     ChildField{Field::record_spf, "result", Field::spf_result},
 };
 
+constexpr std::size_t kFields = static_cast<std::size_t>(Field::spf_result) + 1;
+
+// Where each parent's children start and end in kChildFields (they are listed together), so that an opening
+// element is compared with its few possible names only, not with all 44.
+struct ChildRange {
+  std::uint8_t first = 0;
+  std::uint8_t last = 0;
+};
+constexpr std::array<ChildRange, kFields> kChildRanges = [] {
+  std::array<ChildRange, kFields> ranges{};
+  for (std::size_t i = 0; i < kChildFields.size(); ++i) {
+    auto& r = ranges[static_cast<std::size_t>(kChildFields[i].parent)];
+    if (r.first == r.last) r.first = static_cast<std::uint8_t>(i);
+    r.last = static_cast<std::uint8_t>(i + 1);
+  }
+  return ranges;
+}();
+static_assert(kChildFields.size() < 256);
+
+// The elements whose text is read: the text of every other element (containers, unknown elements) is only
+// counted against max_text, never copied.
+constexpr std::array<bool, kFields> kHasText = [] {
+  std::array<bool, kFields> text{};
+  text.fill(true);
+  for (const Field f :
+       {Field::other, Field::root, Field::report_metadata, Field::date_range, Field::policy_published,
+        Field::record, Field::row, Field::policy_evaluated, Field::reason, Field::identifiers,
+        Field::auth_results, Field::record_dkim, Field::record_spf})
+    text[static_cast<std::size_t>(f)] = false;
+  return text;
+}();
+
+constexpr bool grouped_by_parent() {
+  for (std::size_t i = 0; i < kChildFields.size(); ++i) {
+    const auto& r = kChildRanges[static_cast<std::size_t>(kChildFields[i].parent)];
+    if (i < r.first || i >= r.last) return false;
+  }
+  for (std::size_t f = 0; f < kFields; ++f) {
+    for (std::size_t i = kChildRanges[f].first; i < kChildRanges[f].last; ++i)
+      if (static_cast<std::size_t>(kChildFields[i].parent) != f) return false;
+  }
+  return true;
+}
+static_assert(grouped_by_parent(), "kChildFields must list each parent's children together");
+
 Field child_field(Field parent, std::string_view name) {
-  if (parent == Field::other) return Field::other;
-  for (const auto& c : kChildFields) {
-    if (c.parent == parent && c.name == name) return c.field;
+  const auto& range = kChildRanges[static_cast<std::size_t>(parent)];
+  for (std::size_t i = range.first; i < range.last; ++i) {
+    const auto& c = kChildFields[i];
+    if (c.name.size() == name.size() && c.name.front() == name.front() && c.name == name) return c.field;
   }
   return Field::other;
 }
@@ -320,11 +373,17 @@ class Parser {
   }
 
   bool characters(std::string_view value) {
-    if (text_.size() + value.size() > limits_.max_text) {
+    if (text_length_ + value.size() > limits_.max_text) {
       return bad("element text longer than " + std::to_string(limits_.max_text));
     }
-    text_ += value;
+    text_length_ += value.size();
+    if (!fields_.empty() && kHasText[static_cast<std::size_t>(fields_.back())]) text_ += value;
     return true;
+  }
+
+  void clear_text() {
+    text_.clear();
+    text_length_ = 0;
   }
 
   bool start(std::string_view name, std::string_view ns) {
@@ -346,14 +405,14 @@ class Parser {
     if (depth_ > 0) field = ns == root_ns_ ? child_field(fields_.back(), name) : Field::other;
     fields_.push_back(field);
     ++depth_;
-    text_.clear();
+    clear_text();
     return opened(field);
   }
 
   bool finish() {
     if (depth_ == 0) return true;
     const bool ok = closed(fields_.back(), trim(text_));
-    text_.clear();
+    clear_text();
     --depth_;
     fields_.pop_back();
     return ok;
@@ -536,24 +595,34 @@ class Parser {
     if (!p.adkim.empty() && !one_of(p.adkim, {"r", "s"})) return "policy_published/adkim is not r|s";
     if (!p.aspf.empty() && !one_of(p.aspf, {"r", "s"})) return "policy_published/aspf is not r|s";
     for (std::size_t i = 0; i < report_.records.size(); ++i) {
-      const auto& r = report_.records[i];
-      const std::string at = "record " + std::to_string(i + 1) + ": ";
-      if (!parse_ip(r.source_ip)) return at + "source_ip is not an IP address";
-      if (!one_of(r.disposition, {"none", "quarantine", "reject", "pass"}))
-        return at + "disposition is not none|quarantine|reject|pass";
-      if (!one_of(r.dkim, {"pass", "fail"})) return at + "policy_evaluated/dkim is not pass|fail";
-      if (!one_of(r.spf, {"pass", "fail"})) return at + "policy_evaluated/spf is not pass|fail";
-      if (r.header_from.empty()) return at + "identifiers/header_from is missing";
-      for (const auto& a : r.dkim_results) {
-        if (!one_of(a.result, {"none", "pass", "fail", "policy", "neutral", "temperror", "permerror"}))
-          return at + "auth_results/dkim/result is not a DKIM result";
-      }
-      for (const auto& a : r.spf_results) {
-        if (!one_of(a.result, {"none", "neutral", "pass", "fail", "softfail", "temperror", "permerror"}))
-          return at + "auth_results/spf/result is not an SPF result";
+      if (const char* why = check(report_.records[i]); why != nullptr) {
+        std::string at = "record ";
+        at += std::to_string(i + 1);
+        at += ": ";
+        at += why;
+        return at;
       }
     }
     return {};
+  }
+
+  // The rule one record breaks, or nullptr (no string is built for the records that are fine).
+  static const char* check(const DmarcRecord& r) {
+    if (!parse_ip(r.source_ip)) return "source_ip is not an IP address";
+    if (!one_of(r.disposition, {"none", "quarantine", "reject", "pass"}))
+      return "disposition is not none|quarantine|reject|pass";
+    if (!one_of(r.dkim, {"pass", "fail"})) return "policy_evaluated/dkim is not pass|fail";
+    if (!one_of(r.spf, {"pass", "fail"})) return "policy_evaluated/spf is not pass|fail";
+    if (r.header_from.empty()) return "identifiers/header_from is missing";
+    for (const auto& a : r.dkim_results) {
+      if (!one_of(a.result, {"none", "pass", "fail", "policy", "neutral", "temperror", "permerror"}))
+        return "auth_results/dkim/result is not a DKIM result";
+    }
+    for (const auto& a : r.spf_results) {
+      if (!one_of(a.result, {"none", "neutral", "pass", "fail", "softfail", "temperror", "permerror"}))
+        return "auth_results/spf/result is not an SPF result";
+    }
+    return nullptr;
   }
 
   bool bad(std::string why) {
@@ -566,9 +635,10 @@ class Parser {
   const ReportParseLimits& limits_;
   xmlParserCtxt* ctxt_ = nullptr;  // during run() only
   AggregateReport report_;
-  std::size_t depth_ = 0;      // open elements, <feedback> included
-  std::vector<Field> fields_;  // of the open elements
-  std::string text_;
+  std::size_t depth_ = 0;        // open elements, <feedback> included
+  std::vector<Field> fields_;    // of the open elements
+  std::string text_;             // of the innermost open element, when it has kHasText
+  std::size_t text_length_ = 0;  // of the innermost open element, kept or not
   std::string error_;
   std::string root_ns_;
   bool seen_root_ = false;

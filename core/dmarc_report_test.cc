@@ -77,6 +77,69 @@ TEST(DmarcReport, SkipsExtensionElementsOfOtherNamespaces) {
   EXPECT_EQ(r.report->metadata.org_name, "acme.example");
 }
 
+// Every field the parser knows, each under its own parent; a known name under another parent, and unknown
+// names as long as known ones and starting alike, are skipped.
+TEST(DmarcReport, ReadsEveryFieldUnderItsParentOnly) {
+  const std::string doc = R"(<?xml version="1.0"?>
+<feedback xmlns="urn:ietf:params:xml:ns:dmarc-2.0"><version>1.0</version>
+<report_metadata><org_name>o</org_name><email>e@o</email><extra_contact_info>x</extra_contact_info>
+<report_id>id</report_id><error>e1</error><error>e2</error><domain>not.here</domain>
+<date_range><begin>1</begin><end>2</end><dns>skipped</dns></date_range></report_metadata>
+<policy_published><domain>d.example</domain><adkim>s</adkim><aspf>r</aspf><p>none</p><sp>reject</sp>
+<np>quarantine</np><fo>1</fo><testing>n</testing><discovery_method>treewalk</discovery_method>
+<pz>skipped</pz><begin>skipped</begin></policy_published>
+<record><row><source_ip>2001:db8::1</source_ip><count>3</count><countx>9</countx><policy_evaluated>
+<disposition>pass</disposition><dkim>pass</dkim><spf>fail</spf><result>skipped</result>
+<reason><type>local_policy</type><comment>c</comment></reason><reason><type>forwarded</type></reason>
+</policy_evaluated></row><identifiers><header_from>h.example</header_from><envelope_from>f.example</envelope_from>
+<envelope_to>t.example</envelope_to></identifiers><auth_results><dkim><domain>k.example</domain>
+<selector>sel</selector><result>pass</result><scope>skipped</scope></dkim><spf><domain>s.example</domain>
+<scope>helo</scope><result>none</result><selector>skipped</selector></spf></auth_results>
+<source_ip>192.0.2.9</source_ip></record></feedback>)";
+  const auto r = parse_aggregate_report(doc);
+  ASSERT_TRUE(r.ok()) << r.error;
+  const auto& rep = *r.report;
+  EXPECT_EQ(rep.version, "1.0");
+  EXPECT_EQ(rep.metadata.org_name, "o");
+  EXPECT_EQ(rep.metadata.email, "e@o");
+  EXPECT_EQ(rep.metadata.extra_contact_info, "x");
+  EXPECT_EQ(rep.metadata.report_id, "id");
+  EXPECT_EQ(rep.metadata.errors, (std::vector<std::string>{"e1", "e2"}));
+  EXPECT_EQ(rep.metadata.begin, 1);
+  EXPECT_EQ(rep.metadata.end, 2);
+  EXPECT_EQ(rep.policy.domain, "d.example");
+  EXPECT_EQ(rep.policy.adkim, "s");
+  EXPECT_EQ(rep.policy.aspf, "r");
+  EXPECT_EQ(rep.policy.p, "none");
+  EXPECT_EQ(rep.policy.sp, "reject");
+  EXPECT_EQ(rep.policy.np, "quarantine");
+  EXPECT_EQ(rep.policy.fo, "1");
+  EXPECT_EQ(rep.policy.testing, "n");
+  EXPECT_EQ(rep.policy.discovery_method, "treewalk");
+  EXPECT_FALSE(rep.policy.pct.has_value());
+  ASSERT_EQ(rep.records.size(), 1U);
+  const auto& rec = rep.records[0];
+  EXPECT_EQ(rec.source_ip, "2001:db8::1");
+  EXPECT_EQ(rec.count, 3U);
+  EXPECT_EQ(rec.disposition, "pass");
+  EXPECT_EQ(rec.dkim, "pass");
+  EXPECT_EQ(rec.spf, "fail");
+  EXPECT_EQ(rec.reasons, (std::vector<std::string>{"local_policy", "forwarded"}));
+  EXPECT_EQ(rec.header_from, "h.example");
+  EXPECT_EQ(rec.envelope_from, "f.example");
+  EXPECT_EQ(rec.envelope_to, "t.example");
+  ASSERT_EQ(rec.dkim_results.size(), 1U);
+  EXPECT_EQ(rec.dkim_results[0].domain, "k.example");
+  EXPECT_EQ(rec.dkim_results[0].selector, "sel");
+  EXPECT_EQ(rec.dkim_results[0].result, "pass");
+  EXPECT_EQ(rec.dkim_results[0].scope, "");
+  ASSERT_EQ(rec.spf_results.size(), 1U);
+  EXPECT_EQ(rec.spf_results[0].domain, "s.example");
+  EXPECT_EQ(rec.spf_results[0].scope, "helo");
+  EXPECT_EQ(rec.spf_results[0].result, "none");
+  EXPECT_EQ(rec.spf_results[0].selector, "");
+}
+
 struct BadCase {
   std::string name;
   std::string xml;
@@ -134,6 +197,17 @@ TEST(DmarcReport, CapsTextAndRecords) {
   ReportParseLimits small;
   small.max_text = 8;
   EXPECT_FALSE(parse_aggregate_report(report("", kRecord), small).ok());
+  // The text of containers and unknown elements is not kept, but it is counted all the same.
+  small.max_text = 64;
+  const auto long_text = with("<row>", "<row>" + std::string(65, ' '));
+  const auto spaces = parse_aggregate_report(long_text, small);
+  EXPECT_FALSE(spaces.ok());
+  EXPECT_NE(spaces.error.find("longer than 64"), std::string::npos) << spaces.error;
+  const auto unknown =
+      parse_aggregate_report(report("", kRecord, "<x>" + std::string(65, 'a') + "</x>"), small);
+  EXPECT_FALSE(unknown.ok());
+  EXPECT_NE(unknown.error.find("longer than 64"), std::string::npos) << unknown.error;
+  EXPECT_TRUE(parse_aggregate_report(with("<row>", "<row>" + std::string(64, ' ')), small).ok());
   small = {};
   small.max_records = 1;
   const auto r = parse_aggregate_report(report("", std::string(kRecord) + std::string(kRecord)), small);

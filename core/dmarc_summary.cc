@@ -203,7 +203,7 @@ DmarcSummary::Added DmarcSummary::add(const AggregateReport& report) {
   row->policy = report.policy.p;
 
   // One report may list the same key in several records; it counts once in SourceRow::reports.
-  std::map<SourceKey, bool> seen;
+  ++counted_;
   for (const auto& r : report.records) {
     row->messages += r.count;
     const bool dkim = r.dkim == "pass";
@@ -212,14 +212,18 @@ DmarcSummary::Added DmarcSummary::add(const AggregateReport& report) {
     (spf ? row->spf_pass : row->spf_fail) += r.count;
     (dkim || spf ? row->dmarc_pass : row->dmarc_fail) += r.count;
     SourceKey key{r.source_ip, r.header_from, r.disposition, r.dkim, r.spf};
-    if (sources_.size() >= limits_.max_sources && !sources_.contains(key)) {
-      ++folded_sources_;
-      key = SourceKey{std::string(kOtherSources), {}, {}, {}, {}};
+    auto found = sources_.find(key);
+    if (found == sources_.end()) {
+      if (sources_.size() >= limits_.max_sources) {
+        ++folded_sources_;
+        key = SourceKey{std::string(kOtherSources), {}, {}, {}, {}};
+      }
+      found = sources_.try_emplace(std::move(key)).first;
     }
-    auto& src = sources_[key];
+    auto& src = found->second;
     src.messages += r.count;
-    if (!seen[key]) {
-      seen[key] = true;
+    if (src.last_report != counted_) {
+      src.last_report = counted_;
       ++src.reports;
     }
   }
@@ -242,9 +246,18 @@ std::vector<SourceRow> DmarcSummary::sources() const {
   out.reserve(sources_.size());
   for (const auto& [key, counts] : sources_)
     out.push_back(SourceRow{key, counts.messages, counts.reports, {}});
-  std::stable_sort(out.begin(), out.end(),
-                   [](const SourceRow& a, const SourceRow& b) { return a.messages > b.messages; });
+  std::sort(out.begin(), out.end(), [](const SourceRow& a, const SourceRow& b) {
+    return a.messages != b.messages ? a.messages > b.messages : a.key < b.key;
+  });
   return out;
+}
+
+std::size_t SourceKeyHash::operator()(const SourceKey& k) const noexcept {
+  const std::hash<std::string_view> h;
+  std::size_t seed = 0;
+  for (const std::string* part : {&k.source_ip, &k.header_from, &k.disposition, &k.dkim, &k.spf})
+    seed ^= h(*part) + 0x9e3779b97f4a7c15U + (seed << 6U) + (seed >> 2U);
+  return seed;
 }
 
 std::string printable(std::string_view text) {

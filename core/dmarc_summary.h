@@ -20,6 +20,7 @@
 #include <string>
 #include <string_view>
 #include <tuple>
+#include <unordered_map>
 #include <vector>
 
 #include "core/dmarc_report.h"
@@ -72,6 +73,11 @@ struct SourceKey {
     return std::tie(source_ip, header_from, disposition, dkim, spf) <
            std::tie(o.source_ip, o.header_from, o.disposition, o.dkim, o.spf);
   }
+  bool operator==(const SourceKey& o) const = default;
+};
+
+struct SourceKeyHash {
+  std::size_t operator()(const SourceKey& k) const noexcept;
 };
 
 struct SourceRow {
@@ -117,11 +123,14 @@ class DmarcSummary {
   struct SourceCounts {
     std::uint64_t messages = 0;
     std::uint64_t reports = 0;
+    std::uint64_t last_report = 0;  // the counted_ of the last report that mentioned it
   };
   DmarcFilter filter_;
   DmarcSummaryLimits limits_;
   std::map<ReportId, ReportRow> reports_;
-  std::map<SourceKey, SourceCounts> sources_;
+  // Hashed, not ordered: a large report adds thousands of keys, and sources() sorts them once anyway.
+  std::unordered_map<SourceKey, SourceCounts, SourceKeyHash> sources_;
+  std::uint64_t counted_ = 0;  // reports counted so far
   std::uint64_t unlisted_reports_ = 0;
   std::uint64_t folded_sources_ = 0;
   std::uint64_t messages_ = 0;

@@ -79,6 +79,31 @@ TEST(DmarcSummary, AggregatesSourcesAcrossReports) {
   EXPECT_EQ(s.reports()[0].org_name, "a.example");  // sorted by begin
 }
 
+// Sources with as many messages are listed by key, whatever order they were added in; a key repeated in
+// every report counts once per report.
+TEST(DmarcSummary, SourcesTiesAreOrderedByKey) {
+  DmarcSummary s;
+  s.add(
+      report("a.example", "1", kDay1, "example.com",
+             {record("192.0.2.9", 2, "none", "pass", "pass"), record("192.0.2.1", 2, "none", "pass", "pass"),
+              record("192.0.2.5", 2, "none", "fail", "pass"), record("192.0.2.5", 2, "none", "pass", "pass"),
+              record("192.0.2.7", 1, "none", "pass", "pass", "a.example"),
+              record("192.0.2.7", 1, "none", "pass", "pass", "b.example")}));
+  s.add(report(
+      "b.example", "2", kDay1, "example.com",
+      {record("192.0.2.3", 6, "none", "pass", "pass"), record("192.0.2.3", 1, "none", "pass", "pass")}));
+  s.add(report("c.example", "3", kDay1, "example.com", {record("192.0.2.3", 1, "none", "pass", "pass")}));
+  std::vector<std::string> order;
+  for (const auto& src : s.sources())
+    order.push_back(src.key.source_ip + " " + src.key.header_from + " " + src.key.dkim);
+  EXPECT_EQ(order, (std::vector<std::string>{"192.0.2.3 example.com pass", "192.0.2.1 example.com pass",
+                                             "192.0.2.5 example.com fail", "192.0.2.5 example.com pass",
+                                             "192.0.2.9 example.com pass", "192.0.2.7 a.example pass",
+                                             "192.0.2.7 b.example pass"}));
+  EXPECT_EQ(s.sources()[0].messages, 8U);
+  EXPECT_EQ(s.sources()[0].reports, 2U);
+}
+
 TEST(DmarcSummary, SameReportTwiceCountsOnce) {
   DmarcSummary s;
   const auto r =
