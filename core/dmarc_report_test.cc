@@ -140,6 +140,39 @@ TEST(DmarcReport, ReadsEveryFieldUnderItsParentOnly) {
   EXPECT_EQ(rec.spf_results[0].selector, "");
 }
 
+// libxml2 reads the document through a callback, a few KB at a time: names, text, entity references and
+// CDATA sections cut by a piece boundary must come out whole, and the last record must be read.
+TEST(DmarcReport, ReadsADocumentLargerThanLibxml2sReadPieces) {
+  std::string records;
+  std::uint64_t sum = 0;
+  for (int i = 0; i < 3000; ++i) {
+    std::string rec(kRecord);
+    const auto count = std::to_string(i + 1);
+    rec.replace(rec.find("<count>7"), 8, "<count>" + count);
+    rec.replace(rec.find("192.0.2.1"), 9, "10.0." + std::to_string(i / 256) + "." + std::to_string(i % 256));
+    rec.replace(rec.find("bounce.example.com</envelope_from>"), 18,
+                "b&amp;<![CDATA[" + std::string(static_cast<std::size_t>(i % 97), 'x') + "]]>");
+    records += rec;
+    sum += static_cast<std::uint64_t>(i) + 1;
+  }
+  const auto doc = report("", records);
+  ASSERT_GT(doc.size(), std::size_t{1} << 20);
+  const auto r = parse_aggregate_report(doc);
+  ASSERT_TRUE(r.ok()) << r.error;
+  ASSERT_EQ(r.report->records.size(), 3000U);
+  EXPECT_EQ(r.report->message_count(), sum);
+  for (const std::size_t i : {std::size_t{0}, std::size_t{1234}, std::size_t{2999}}) {
+    const auto& rec = r.report->records[i];
+    EXPECT_EQ(rec.source_ip, "10.0." + std::to_string(i / 256) + "." + std::to_string(i % 256));
+    EXPECT_EQ(rec.envelope_from, "b&" + std::string(i % 97, 'x'));
+    EXPECT_EQ(rec.spf_results.at(0).result, "softfail");
+  }
+  // Cut anywhere, the document is not well-formed: the parser must see where its input ends.
+  const auto cut = parse_aggregate_report(std::string_view(doc).substr(0, doc.size() / 2));
+  EXPECT_FALSE(cut.ok());
+  EXPECT_NE(cut.error.find("line"), std::string::npos) << cut.error;
+}
+
 struct BadCase {
   std::string name;
   std::string xml;

@@ -61,7 +61,9 @@ Cells source_header(bool with_ptr) {
 }
 
 Cells source_cells(const SourceRow& s, bool with_ptr) {
-  Cells c = {s.key.source_ip};
+  Cells c;
+  c.reserve(8);
+  c.push_back(s.key.source_ip);
   if (with_ptr) c.push_back(s.ptr);
   c.push_back(s.key.header_from);
   c.push_back(s.key.disposition);
@@ -84,18 +86,25 @@ void append_table(std::string& out, std::string_view title, const Cells& header,
   for (std::size_t i = 0; i < header.size(); ++i) width[i] = header[i].size();
   for (const auto& row : rows)
     for (std::size_t i = 0; i < row.size(); ++i) width[i] = std::max(width[i], row[i].size());
+  std::vector<bool> right(header.size());
+  std::size_t line_width = 1;
+  for (std::size_t i = 0; i < header.size(); ++i) {
+    right[i] = count_column(header[i]);
+    line_width += width[i] + 2;
+  }
+  out.reserve(out.size() + title.size() + 16 + line_width * (rows.size() + 1));
+  // Written straight into `out` (no string per line); trailing blanks are taken back off.
   auto line = [&](const Cells& cells, bool is_header) {
-    std::string l;
+    const std::size_t start = out.size();
     for (std::size_t i = 0; i < cells.size(); ++i) {
       const std::size_t pad = width[i] - cells[i].size();
-      const bool right = !is_header && count_column(header[i]);
-      if (i > 0) l += "  ";
-      if (right) l.append(pad, ' ');
-      l += cells[i];
-      if (!right && i + 1 < cells.size()) l.append(pad, ' ');
+      const bool align_right = !is_header && right[i];
+      if (i > 0) out += "  ";
+      if (align_right) out.append(pad, ' ');
+      out += cells[i];
+      if (!align_right && i + 1 < cells.size()) out.append(pad, ' ');
     }
-    while (!l.empty() && l.back() == ' ') l.pop_back();
-    out += l;
+    while (out.size() > start && out.back() == ' ') out.pop_back();
     out += '\n';
   };
   out += title;
@@ -118,9 +127,17 @@ void append_csv(std::string& out, const Cells& header, const std::vector<Cells>&
   for (const auto& row : rows) line(row);
 }
 
+// In place: what printable() does, without a second copy of every cell.
+void make_printable(std::string& text) {
+  for (char& c : text) {
+    const auto u = static_cast<unsigned char>(c);
+    if (u < 32 || u == 127) c = '?';
+  }
+}
+
 std::vector<Cells> printable_rows(std::vector<Cells> rows) {
   for (auto& row : rows)
-    for (auto& cell : row) cell = printable(cell);
+    for (auto& cell : row) make_printable(cell);
   return rows;
 }
 
@@ -242,13 +259,18 @@ std::vector<ReportRow> DmarcSummary::reports() const {
 }
 
 std::vector<SourceRow> DmarcSummary::sources() const {
-  std::vector<SourceRow> out;
-  out.reserve(sources_.size());
-  for (const auto& [key, counts] : sources_)
-    out.push_back(SourceRow{key, counts.messages, counts.reports, {}});
-  std::sort(out.begin(), out.end(), [](const SourceRow& a, const SourceRow& b) {
-    return a.messages != b.messages ? a.messages > b.messages : a.key < b.key;
+  // The entries are sorted by pointer and copied once, in order: rows are large to swap.
+  using Entry = decltype(sources_)::value_type;
+  std::vector<const Entry*> order;
+  order.reserve(sources_.size());
+  for (const auto& entry : sources_) order.push_back(&entry);
+  std::sort(order.begin(), order.end(), [](const Entry* a, const Entry* b) {
+    return a->second.messages != b->second.messages ? a->second.messages > b->second.messages
+                                                    : a->first < b->first;
   });
+  std::vector<SourceRow> out;
+  out.reserve(order.size());
+  for (const Entry* e : order) out.push_back(SourceRow{e->first, e->second.messages, e->second.reports, {}});
   return out;
 }
 
@@ -262,10 +284,7 @@ std::size_t SourceKeyHash::operator()(const SourceKey& k) const noexcept {
 
 std::string printable(std::string_view text) {
   std::string out(text);
-  for (char& c : out) {
-    const auto u = static_cast<unsigned char>(c);
-    if (u < 32 || u == 127) c = '?';
-  }
+  make_printable(out);
   return out;
 }
 
