@@ -228,14 +228,13 @@ DmarcSummary::Added DmarcSummary::add(const AggregateReport& report) {
     (dkim ? row->dkim_pass : row->dkim_fail) += r.count;
     (spf ? row->spf_pass : row->spf_fail) += r.count;
     (dkim || spf ? row->dmarc_pass : row->dmarc_fail) += r.count;
-    SourceKey key{r.source_ip, r.header_from, r.disposition, r.dkim, r.spf};
-    auto found = sources_.find(key);
-    if (found == sources_.end()) {
-      if (sources_.size() >= limits_.max_sources) {
-        ++folded_sources_;
-        key = SourceKey{std::string(kOtherSources), {}, {}, {}, {}};
-      }
-      found = sources_.try_emplace(std::move(key)).first;
+    // One hash and one lookup per record: inserted first, taken back out when past the cap.
+    auto [found, inserted] =
+        sources_.try_emplace(SourceKey{r.source_ip, r.header_from, r.disposition, r.dkim, r.spf});
+    if (inserted && sources_.size() > limits_.max_sources) {
+      sources_.erase(found);
+      ++folded_sources_;
+      found = sources_.try_emplace(SourceKey{std::string(kOtherSources), {}, {}, {}, {}}).first;
     }
     auto& src = found->second;
     src.messages += r.count;

@@ -131,6 +131,7 @@ TEST(DmarcSummary, LimitsBoundWhatIsKeptNotWhatIsCounted) {
   EXPECT_EQ(total, 44U);
   EXPECT_EQ(src[0].key.source_ip, kOtherSources);  // 192.0.2.2 and .3: 20 messages
   EXPECT_EQ(src[0].messages, 20U);
+  EXPECT_EQ(src[0].reports, 2U);  // two reports folded into it, each counted once
   EXPECT_EQ(s.folded_sources(), 2U);
 }
 
