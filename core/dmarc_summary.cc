@@ -273,14 +273,6 @@ std::vector<SourceRow> DmarcSummary::sources() const {
   return out;
 }
 
-std::size_t SourceKeyHash::operator()(const SourceKey& k) const noexcept {
-  const std::hash<std::string_view> h;
-  std::size_t seed = 0;
-  for (const std::string* part : {&k.source_ip, &k.header_from, &k.disposition, &k.dkim, &k.spf})
-    seed ^= h(*part) + 0x9e3779b97f4a7c15U + (seed << 6U) + (seed >> 2U);
-  return seed;
-}
-
 std::string printable(std::string_view text) {
   std::string out(text);
   make_printable(out);
