@@ -6,6 +6,7 @@
 #include <charconv>
 #include <chrono>
 #include <cstddef>
+#include <deque>
 
 namespace chainmail {
 namespace {
@@ -31,25 +32,50 @@ std::string two(unsigned v) {
 
 using Cells = std::vector<std::string>;
 
+// The cells of one table, row after row, as views: text fields point into the rows being rendered (which
+// outlive the table), numbers and times into `owned` (a deque: its strings never move). No string is
+// copied per cell; control characters are replaced in the output itself.
+class CellTable {
+ public:
+  explicit CellTable(std::size_t columns, std::size_t rows) : columns_(columns) {
+    cells_.reserve(columns * rows);
+  }
+  void text(std::string_view v) { cells_.push_back(v); }
+  void own(std::string v) { cells_.emplace_back(owned_.emplace_back(std::move(v))); }
+  void number(std::uint64_t n) {
+    std::array<char, 24> buf{};
+    const auto end = std::to_chars(buf.data(), buf.data() + buf.size(), n).ptr;
+    own(std::string(buf.data(), end));
+  }
+  std::size_t columns() const { return columns_; }
+  std::size_t rows() const { return cells_.size() / columns_; }
+  std::string_view at(std::size_t row, std::size_t column) const { return cells_[row * columns_ + column]; }
+
+ private:
+  std::size_t columns_;
+  std::vector<std::string_view> cells_;
+  std::deque<std::string> owned_;
+};
+
 Cells report_header() {
   return {"org",        "report_id",  "begin",     "end",       "domain",   "policy",  "messages",
           "dmarc_pass", "dmarc_fail", "dkim_pass", "dkim_fail", "spf_pass", "spf_fail"};
 }
 
-Cells report_cells(const ReportRow& r) {
-  return {r.org_name,
-          r.report_id,
-          format_time(r.begin),
-          format_time(r.end),
-          r.domain,
-          r.policy,
-          std::to_string(r.messages),
-          std::to_string(r.dmarc_pass),
-          std::to_string(r.dmarc_fail),
-          std::to_string(r.dkim_pass),
-          std::to_string(r.dkim_fail),
-          std::to_string(r.spf_pass),
-          std::to_string(r.spf_fail)};
+CellTable report_cells(const std::vector<ReportRow>& reports) {
+  CellTable t(report_header().size(), reports.size());
+  for (const auto& r : reports) {
+    t.text(r.org_name);
+    t.text(r.report_id);
+    t.own(format_time(r.begin));
+    t.own(format_time(r.end));
+    t.text(r.domain);
+    t.text(r.policy);
+    for (const std::uint64_t n :
+         {r.messages, r.dmarc_pass, r.dmarc_fail, r.dkim_pass, r.dkim_fail, r.spf_pass, r.spf_fail})
+      t.number(n);
+  }
+  return t;
 }
 
 Cells source_header(bool with_ptr) {
@@ -60,18 +86,19 @@ Cells source_header(bool with_ptr) {
   return h;
 }
 
-Cells source_cells(const SourceRow& s, bool with_ptr) {
-  Cells c;
-  c.reserve(8);
-  c.push_back(s.key.source_ip);
-  if (with_ptr) c.push_back(s.ptr);
-  c.push_back(s.key.header_from);
-  c.push_back(s.key.disposition);
-  c.push_back(s.key.dkim);
-  c.push_back(s.key.spf);
-  c.push_back(std::to_string(s.messages));
-  c.push_back(std::to_string(s.reports));
-  return c;
+CellTable source_cells(const std::vector<SourceRow>& sources, bool with_ptr) {
+  CellTable t(source_header(with_ptr).size(), sources.size());
+  for (const auto& s : sources) {
+    t.text(s.key.source_ip);
+    if (with_ptr) t.text(s.ptr);
+    t.text(s.key.header_from);
+    t.text(s.key.disposition);
+    t.text(s.key.dkim);
+    t.text(s.key.spf);
+    t.number(s.messages);
+    t.number(s.reports);
+  }
+  return t;
 }
 
 // Counts are right-aligned; the rest (report ids too, even all-digit ones) left-aligned.
@@ -80,65 +107,80 @@ bool count_column(std::string_view header) {
          header.ends_with("_fail");
 }
 
-void append_table(std::string& out, std::string_view title, const Cells& header,
-                  const std::vector<Cells>& rows) {
-  std::vector<std::size_t> width(header.size());
-  for (std::size_t i = 0; i < header.size(); ++i) width[i] = header[i].size();
-  for (const auto& row : rows)
-    for (std::size_t i = 0; i < row.size(); ++i) width[i] = std::max(width[i], row[i].size());
-  std::vector<bool> right(header.size());
+void make_printable(char* first, char* last) {
+  for (; first != last; ++first) {
+    const auto u = static_cast<unsigned char>(*first);
+    if (u < 32 || u == 127) *first = '?';
+  }
+}
+
+void append_table(std::string& out, std::string_view title, const Cells& header, const CellTable& table) {
+  const std::size_t columns = header.size();
+  std::vector<std::size_t> width(columns);
+  for (std::size_t i = 0; i < columns; ++i) width[i] = header[i].size();
+  for (std::size_t r = 0; r < table.rows(); ++r)
+    for (std::size_t i = 0; i < columns; ++i) width[i] = std::max(width[i], table.at(r, i).size());
+  std::vector<bool> right(columns);
   std::size_t line_width = 1;
-  for (std::size_t i = 0; i < header.size(); ++i) {
+  for (std::size_t i = 0; i < columns; ++i) {
     right[i] = count_column(header[i]);
     line_width += width[i] + 2;
   }
-  out.reserve(out.size() + title.size() + 16 + line_width * (rows.size() + 1));
-  // Written straight into `out` (no string per line); trailing blanks are taken back off.
-  auto line = [&](const Cells& cells, bool is_header) {
+  out.reserve(out.size() + title.size() + 16 + line_width * (table.rows() + 1));
+  // Written straight into `out` (no string per line); trailing blanks are taken back off. A cell's control
+  // characters become '?' where it was written, so it cannot break the terminal line.
+  auto line = [&](auto&& cell, bool is_header) {
     const std::size_t start = out.size();
-    for (std::size_t i = 0; i < cells.size(); ++i) {
-      const std::size_t pad = width[i] - cells[i].size();
+    for (std::size_t i = 0; i < columns; ++i) {
+      const std::string_view c = cell(i);
+      const std::size_t pad = width[i] - c.size();
       const bool align_right = !is_header && right[i];
       if (i > 0) out += "  ";
       if (align_right) out.append(pad, ' ');
-      out += cells[i];
-      if (!align_right && i + 1 < cells.size()) out.append(pad, ' ');
+      const std::size_t at = out.size();
+      out += c;
+      make_printable(out.data() + at, out.data() + out.size());
+      if (!align_right && i + 1 < columns) out.append(pad, ' ');
     }
     while (out.size() > start && out.back() == ' ') out.pop_back();
     out += '\n';
   };
   out += title;
   out += " (";
-  out += std::to_string(rows.size());
+  out += std::to_string(table.rows());
   out += ")\n";
-  line(header, true);
-  for (const auto& row : rows) line(row, false);
+  line([&](std::size_t i) { return std::string_view(header[i]); }, true);
+  for (std::size_t r = 0; r < table.rows(); ++r) line([&](std::size_t i) { return table.at(r, i); }, false);
 }
 
-void append_csv(std::string& out, const Cells& header, const std::vector<Cells>& rows) {
-  auto line = [&](const Cells& cells) {
-    for (std::size_t i = 0; i < cells.size(); ++i) {
+void append_csv_field(std::string& out, std::string_view text) {
+  const bool quote = text.find_first_of(",\"\r\n") != std::string_view::npos ||
+                     (!text.empty() && (text.front() == ' ' || text.back() == ' '));
+  if (!quote) {
+    out += text;
+    return;
+  }
+  out += '"';
+  for (const char c : text) {
+    if (c == '"') out += '"';
+    out += c;
+  }
+  out += '"';
+}
+
+void append_csv(std::string& out, const Cells& header, const CellTable& table) {
+  for (std::size_t i = 0; i < header.size(); ++i) {
+    if (i > 0) out += ',';
+    append_csv_field(out, header[i]);
+  }
+  out += "\r\n";
+  for (std::size_t r = 0; r < table.rows(); ++r) {
+    for (std::size_t i = 0; i < table.columns(); ++i) {
       if (i > 0) out += ',';
-      out += csv_field(cells[i]);
+      append_csv_field(out, table.at(r, i));
     }
     out += "\r\n";
-  };
-  line(header);
-  for (const auto& row : rows) line(row);
-}
-
-// In place: what printable() does, without a second copy of every cell.
-void make_printable(std::string& text) {
-  for (char& c : text) {
-    const auto u = static_cast<unsigned char>(c);
-    if (u < 32 || u == 127) c = '?';
   }
-}
-
-std::vector<Cells> printable_rows(std::vector<Cells> rows) {
-  for (auto& row : rows)
-    for (auto& cell : row) make_printable(cell);
-  return rows;
 }
 
 }  // namespace
@@ -275,58 +317,32 @@ std::vector<SourceRow> DmarcSummary::sources() const {
 
 std::string printable(std::string_view text) {
   std::string out(text);
-  make_printable(out);
+  make_printable(out.data(), out.data() + out.size());
   return out;
 }
 
 std::string csv_field(std::string_view text) {
-  const bool quote = text.find_first_of(",\"\r\n") != std::string_view::npos ||
-                     (!text.empty() && (text.front() == ' ' || text.back() == ' '));
-  if (!quote) return std::string(text);
-  std::string out = "\"";
-  for (const char c : text) {
-    if (c == '"') out += '"';
-    out += c;
-  }
-  out += '"';
+  std::string out;
+  append_csv_field(out, text);
   return out;
 }
 
 std::string render_dmarc_table(const std::vector<ReportRow>& reports, const std::vector<SourceRow>& sources,
                                DmarcView view, bool with_ptr) {
   std::string out;
-  if (view != DmarcView::Sources) {
-    std::vector<Cells> rows;
-    rows.reserve(reports.size());
-    for (const auto& r : reports) rows.push_back(report_cells(r));
-    append_table(out, "Reports", report_header(), printable_rows(std::move(rows)));
-  }
+  if (view != DmarcView::Sources) append_table(out, "Reports", report_header(), report_cells(reports));
   if (view == DmarcView::All) out += '\n';
-  if (view != DmarcView::Reports) {
-    std::vector<Cells> rows;
-    rows.reserve(sources.size());
-    for (const auto& s : sources) rows.push_back(source_cells(s, with_ptr));
-    append_table(out, "Sources", source_header(with_ptr), printable_rows(std::move(rows)));
-  }
+  if (view != DmarcView::Reports)
+    append_table(out, "Sources", source_header(with_ptr), source_cells(sources, with_ptr));
   return out;
 }
 
 std::string render_dmarc_csv(const std::vector<ReportRow>& reports, const std::vector<SourceRow>& sources,
                              DmarcView view, bool with_ptr) {
   std::string out;
-  if (view != DmarcView::Sources) {
-    std::vector<Cells> rows;
-    rows.reserve(reports.size());
-    for (const auto& r : reports) rows.push_back(report_cells(r));
-    append_csv(out, report_header(), rows);
-  }
+  if (view != DmarcView::Sources) append_csv(out, report_header(), report_cells(reports));
   if (view == DmarcView::All) out += "\r\n";
-  if (view != DmarcView::Reports) {
-    std::vector<Cells> rows;
-    rows.reserve(sources.size());
-    for (const auto& s : sources) rows.push_back(source_cells(s, with_ptr));
-    append_csv(out, source_header(with_ptr), rows);
-  }
+  if (view != DmarcView::Reports) append_csv(out, source_header(with_ptr), source_cells(sources, with_ptr));
   return out;
 }
 

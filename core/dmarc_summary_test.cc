@@ -239,5 +239,18 @@ TEST(DmarcTable, AlignedAndPrintable) {
   EXPECT_EQ(only_sources.find("Reports"), std::string::npos);
 }
 
+// The PTR column, looked up names being attacker text too (a PTR record can hold any bytes): widths count it,
+// its control characters are replaced like every other cell's, and the header keeps its place.
+TEST(DmarcTable, PtrColumnIsAlignedAndPrintable) {
+  std::vector<SourceRow> sources{{{"192.0.2.1", "example.com", "none", "pass", "pass"}, 7, 1, "a\tb.example"},
+                                 {{"192.0.2.22", "example.com", "none", "pass", "pass"}, 3, 1, "-"}};
+  const auto text = render_dmarc_table({}, sources, DmarcView::Sources, true);
+  EXPECT_EQ(text,
+            "Sources (2)\n"
+            "source_ip   ptr          header_from  disposition  dkim  spf   messages  reports\n"
+            "192.0.2.1   a?b.example  example.com  none         pass  pass         7        1\n"
+            "192.0.2.22  -            example.com  none         pass  pass         3        1\n");
+}
+
 }  // namespace
 }  // namespace chainmail
