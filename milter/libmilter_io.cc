@@ -23,12 +23,14 @@
 // functions pays one table lookup. The real functions are found with dlsym(RTLD_NEXT), which is libc's, or
 // a sanitizer runtime's interceptor in a sanitizer build.
 #include <dlfcn.h>
+#include <link.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
-#include <atomic>
+#include <array>
+#include <cstdint>
 #include <cstring>
 
 #include "milter/connection_io.h"
@@ -79,17 +81,45 @@ ConnectionTable& table() {
   return *instance;
 }
 
-// Whether `code` lies in libmilter. Asked once per accepted connection; libmilter's base address is
-// remembered once seen.
+// libmilter's code in memory, found once: the address range of each of its loaded segments.
+struct CodeRange {
+  std::uintptr_t begin = 0;
+  std::uintptr_t end = 0;
+};
+struct LibmilterCode {
+  static constexpr std::size_t kMaxSegments = 8;
+  std::array<CodeRange, kMaxSegments> segments{};
+  std::size_t count = 0;
+};
+
+int find_libmilter(dl_phdr_info* info, std::size_t /*size*/, void* data) {
+  if (info->dlpi_name == nullptr || std::strstr(info->dlpi_name, "/libmilter.so") == nullptr) return 0;
+  auto* code = static_cast<LibmilterCode*>(data);
+  for (ElfW(Half) i = 0; i < info->dlpi_phnum && code->count < LibmilterCode::kMaxSegments; ++i) {
+    const ElfW(Phdr)& segment =
+        info->dlpi_phdr[i];  // NOLINT(cppcoreguidelines-pro-bounds-pointer-arithmetic)
+    if (segment.p_type != PT_LOAD) continue;
+    const std::uintptr_t begin = info->dlpi_addr + segment.p_vaddr;
+    code->segments.at(code->count++) = {begin, begin + segment.p_memsz};
+  }
+  return 1;
+}
+
+// Whether `code` lies in libmilter. Asked once per accepted connection; libmilter is loaded before main()
+// (the executable links it), so the ranges found at the first call hold for the life of the process.
 bool in_libmilter(void* code) {
-  static std::atomic<void*> libmilter_base{nullptr};
-  Dl_info info{};
-  if (dladdr(code, &info) == 0 || info.dli_fbase == nullptr) return false;
-  void* const base = libmilter_base.load(std::memory_order_relaxed);
-  if (base != nullptr) return info.dli_fbase == base;
-  if (info.dli_fname == nullptr || std::strstr(info.dli_fname, "/libmilter.so") == nullptr) return false;
-  libmilter_base.store(info.dli_fbase, std::memory_order_relaxed);
-  return true;
+  static const LibmilterCode libmilter = [] {
+    LibmilterCode found;
+    dl_iterate_phdr(find_libmilter, &found);
+    return found;
+  }();
+  const auto address =
+      reinterpret_cast<std::uintptr_t>(code);  // NOLINT(cppcoreguidelines-pro-type-reinterpret-cast)
+  for (std::size_t i = 0; i < libmilter.count; ++i) {
+    const CodeRange& range = libmilter.segments.at(i);
+    if (address >= range.begin && address < range.end) return true;
+  }
+  return false;
 }
 
 }  // namespace
