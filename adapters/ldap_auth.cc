@@ -5,9 +5,9 @@
 #include <sys/time.h>
 
 #include <algorithm>
-#include <csignal>
 #include <utility>
 
+#include "adapters/ldap_session.h"
 #include "core/address.h"
 #include "core/ldap_escape.h"
 
@@ -23,32 +23,11 @@ void LdapAuth::LdapDeleter::operator()(Ldap* l) const {
   delete l;
 }
 
+using ldap_session::MessagePtr;
+using ldap_session::to_timeval;
+using ldap_session::values_of;
+
 namespace {
-
-timeval to_timeval(std::chrono::milliseconds ms) {
-  timeval tv{};
-  tv.tv_sec = static_cast<time_t>(ms.count() / 1000);
-  tv.tv_usec = static_cast<suseconds_t>((ms.count() % 1000) * 1000);
-  return tv;
-}
-
-struct MessageFree {
-  void operator()(LDAPMessage* m) const { ldap_msgfree(m); }
-};
-using MessagePtr = std::unique_ptr<LDAPMessage, MessageFree>;
-
-struct ValuesFree {
-  void operator()(berval** v) const { ldap_value_free_len(v); }
-};
-
-std::vector<std::string> values_of(LDAP* ld, LDAPMessage* entry, const std::string& attr) {
-  std::vector<std::string> out;
-  if (attr.empty()) return out;
-  const std::unique_ptr<berval*, ValuesFree> vals(ldap_get_values_len(ld, entry, attr.c_str()));
-  if (!vals) return out;
-  for (berval** v = vals.get(); *v != nullptr; ++v) out.emplace_back((*v)->bv_val, (*v)->bv_len);
-  return out;
-}
 
 bool is_true(const std::vector<std::string>& values) {
   return !values.empty() && iequals(values.front(), "true");
@@ -70,18 +49,6 @@ std::string normal_dn(std::string_view dn) {
     out += c;
   }
   return ascii_lower(out);
-}
-
-// As the milter does: libldap writes with plain write(), and a reset connection must not kill the process
-// (an auth worker) with SIGPIPE.
-void ignore_sigpipe() {
-  struct sigaction current {};
-  if (sigaction(SIGPIPE, nullptr, &current) == 0 && current.sa_handler == SIG_DFL) {
-    struct sigaction ignore {};
-    ignore.sa_handler = SIG_IGN;
-    sigemptyset(&ignore.sa_mask);
-    sigaction(SIGPIPE, &ignore, nullptr);
-  }
 }
 
 }  // namespace
@@ -114,7 +81,7 @@ LdapAuthOptions LdapAuthOptions::from(const Config& config) {
 }
 
 LdapAuth::LdapAuth(LdapAuthOptions options) : options_(std::move(options)) {
-  ignore_sigpipe();
+  ldap_session::ignore_sigpipe();
 }
 
 LdapAuth::~LdapAuth() = default;
@@ -134,41 +101,14 @@ Lookup<LdapAuth::LdapPtr> LdapAuth::connect(bool service_bind) {
       failures += ": ";
       failures += why;
     };
-    int rc = ldap_initialize(&c->ld, uri.c_str());
-    if (rc != LDAP_SUCCESS) {
-      failed(ldap_err2string(rc));
+    std::string why;
+    c->ld = ldap_session::open(uri, o, why);
+    if (c->ld == nullptr) {
+      failed(why);
       continue;
     }
-    const int version = LDAP_VERSION3;
-    const timeval net = to_timeval(o.connect_timeout);
-    const timeval op = to_timeval(o.search_timeout);
-    ldap_set_option(c->ld, LDAP_OPT_PROTOCOL_VERSION, &version);
-    ldap_set_option(c->ld, LDAP_OPT_NETWORK_TIMEOUT, &net);
-    ldap_set_option(c->ld, LDAP_OPT_TIMEOUT, &op);  // bounds every synchronous call (search, bind)
-    ldap_set_option(c->ld, LDAP_OPT_REFERRALS, LDAP_OPT_OFF);
-    // As in ldap_directory.cc: only an asynchronous connect bounds libldap 2.5's TLS handshake (ITS#8047).
-    ldap_set_option(c->ld, LDAP_OPT_CONNECT_ASYNC, LDAP_OPT_ON);
-    if (!o.ca_file.empty() || o.starttls || uri.rfind("ldaps://", 0) == 0) {
-      const int demand = LDAP_OPT_X_TLS_DEMAND;
-      const int new_ctx = 0;
-      ldap_set_option(c->ld, LDAP_OPT_X_TLS_REQUIRE_CERT, &demand);
-      if (!o.ca_file.empty()) ldap_set_option(c->ld, LDAP_OPT_X_TLS_CACERTFILE, o.ca_file.c_str());
-      ldap_set_option(c->ld, LDAP_OPT_X_TLS_NEWCTX, &new_ctx);
-    }
-    if (o.starttls && uri.rfind("ldap://", 0) == 0) {
-      rc = ldap_start_tls_s(c->ld, nullptr, nullptr);
-      if (rc != LDAP_SUCCESS) {
-        failed(std::string("StartTLS: ") + ldap_err2string(rc));
-        continue;
-      }
-    }
     if (!service_bind) return R::found(std::move(c));  // the user bind is its first operation
-    berval cred{};
-    std::string password = o.bind_password;
-    cred.bv_val = password.data();
-    cred.bv_len = password.size();
-    const char* dn = o.bind_dn.empty() ? nullptr : o.bind_dn.c_str();
-    rc = ldap_sasl_bind_s(c->ld, dn, LDAP_SASL_SIMPLE, &cred, nullptr, nullptr, nullptr);
+    const int rc = ldap_session::simple_bind(c->ld, o.bind_dn, o.bind_password);
     if (rc == LDAP_INVALID_CREDENTIALS) {
       return R::trouble(Trouble::configuration(uri + ": bind as " + o.bind_dn + " refused"));
     }
@@ -269,13 +209,8 @@ int LdapAuth::bind_user(const std::string& dn, std::string_view password, std::s
       }
       binder_ = c.take();
     }
-    std::string secret(password);
-    berval cred{};
-    cred.bv_val = secret.data();
-    cred.bv_len = secret.size();
     ++binds_;
-    rc = ldap_sasl_bind_s(binder_->ld, dn.c_str(), LDAP_SASL_SIMPLE, &cred, nullptr, nullptr, nullptr);
-    std::fill(secret.begin(), secret.end(), '\0');
+    rc = ldap_session::simple_bind(binder_->ld, dn, password);
     if (rc == LDAP_SUCCESS || rc == LDAP_INVALID_CREDENTIALS) return rc;
     why = binder_->uri + ": bind as " + dn + ": " + ldap_err2string(rc);
     binder_.reset();

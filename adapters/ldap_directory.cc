@@ -3,9 +3,9 @@
 #include <ldap.h>
 #include <sys/time.h>
 
-#include <csignal>
 #include <utility>
 
+#include "adapters/ldap_session.h"
 #include "core/address.h"
 #include "core/ldap_escape.h"
 
@@ -21,34 +21,9 @@ void LdapDirectory::ConnectionDeleter::operator()(Connection* c) const {
   delete c;
 }
 
-namespace {
-
-timeval to_timeval(std::chrono::milliseconds ms) {
-  timeval tv{};
-  tv.tv_sec = static_cast<time_t>(ms.count() / 1000);
-  tv.tv_usec = static_cast<suseconds_t>((ms.count() % 1000) * 1000);
-  return tv;
-}
-
-struct MessageFree {
-  void operator()(LDAPMessage* m) const { ldap_msgfree(m); }
-};
-using MessagePtr = std::unique_ptr<LDAPMessage, MessageFree>;
-
-struct ValuesFree {
-  void operator()(berval** v) const { ldap_value_free_len(v); }
-};
-
-std::vector<std::string> values_of(LDAP* ld, LDAPMessage* entry, const std::string& attr) {
-  std::vector<std::string> out;
-  if (attr.empty()) return out;
-  const std::unique_ptr<berval*, ValuesFree> vals(ldap_get_values_len(ld, entry, attr.c_str()));
-  if (!vals) return out;
-  for (berval** v = vals.get(); *v != nullptr; ++v) out.emplace_back((*v)->bv_val, (*v)->bv_len);
-  return out;
-}
-
-}  // namespace
+using ldap_session::MessagePtr;
+using ldap_session::to_timeval;
+using ldap_session::values_of;
 
 LdapOptions LdapOptions::from(const Config& config) {
   const auto& d = config.directory;
@@ -66,27 +41,10 @@ LdapOptions LdapOptions::from(const Config& config) {
   return o;
 }
 
-namespace {
-
-// libldap writes to its sockets with plain write(): a server that reset the connection (or an asynchronous
-// connect that failed) raises SIGPIPE, whose default action kills the whole process. Every chainmail
-// process that talks LDAP ignores it, as daemons do; the write then fails with EPIPE and becomes trouble.
-void ignore_sigpipe() {
-  struct sigaction current {};
-  if (sigaction(SIGPIPE, nullptr, &current) == 0 && current.sa_handler == SIG_DFL) {
-    struct sigaction ignore {};
-    ignore.sa_handler = SIG_IGN;
-    sigemptyset(&ignore.sa_mask);
-    sigaction(SIGPIPE, &ignore, nullptr);
-  }
-}
-
-}  // namespace
-
 LdapDirectory::LdapDirectory(LdapOptions options)
     : options_(std::move(options)),
       user_filter_is_mail_(iequals(options_.schema.user_filter, "(" + options_.schema.mail + "=%s)")) {
-  ignore_sigpipe();
+  ldap_session::ignore_sigpipe();
   const auto& s = options_.schema;
   for (const std::string* a : {&s.mail, &s.uid, &s.forward, &s.member, &s.lock}) {
     if (!a->empty()) attr_storage_.push_back(*a);
@@ -109,42 +67,13 @@ Lookup<LdapDirectory::ConnectionPtr> LdapDirectory::connect() {
     auto failed = [&](const std::string& why) {
       failures += (failures.empty() ? "" : "; ") + uri + ": " + why;
     };
-    int rc = ldap_initialize(&c->ld, uri.c_str());
-    if (rc != LDAP_SUCCESS) {
-      failed(ldap_err2string(rc));
+    std::string why;
+    c->ld = ldap_session::open(uri, options_, why);
+    if (c->ld == nullptr) {
+      failed(why);
       continue;
     }
-    const int version = LDAP_VERSION3;
-    const timeval net = to_timeval(options_.connect_timeout);
-    const timeval op = to_timeval(options_.search_timeout);
-    ldap_set_option(c->ld, LDAP_OPT_PROTOCOL_VERSION, &version);
-    ldap_set_option(c->ld, LDAP_OPT_NETWORK_TIMEOUT, &net);
-    ldap_set_option(c->ld, LDAP_OPT_TIMEOUT, &op);
-    ldap_set_option(c->ld, LDAP_OPT_REFERRALS, LDAP_OPT_OFF);
-    // Without CONNECT_ASYNC, libldap 2.5's TLS handshake retries a non-blocking read forever against a
-    // server that accepted the connection and went silent (upstream ITS#8047, fixed in 2.6.10): the network
-    // timeout only bounds the handshake when the connect is asynchronous.
-    ldap_set_option(c->ld, LDAP_OPT_CONNECT_ASYNC, LDAP_OPT_ON);
-    if (!options_.ca_file.empty() || options_.starttls || uri.rfind("ldaps://", 0) == 0) {
-      const int demand = LDAP_OPT_X_TLS_DEMAND;
-      const int new_ctx = 0;
-      ldap_set_option(c->ld, LDAP_OPT_X_TLS_REQUIRE_CERT, &demand);
-      if (!options_.ca_file.empty())
-        ldap_set_option(c->ld, LDAP_OPT_X_TLS_CACERTFILE, options_.ca_file.c_str());
-      ldap_set_option(c->ld, LDAP_OPT_X_TLS_NEWCTX, &new_ctx);
-    }
-    if (options_.starttls && uri.rfind("ldap://", 0) == 0) {
-      rc = ldap_start_tls_s(c->ld, nullptr, nullptr);
-      if (rc != LDAP_SUCCESS) {
-        failed(std::string("StartTLS: ") + ldap_err2string(rc));
-        continue;
-      }
-    }
-    berval cred{};
-    cred.bv_val = options_.bind_password.data();
-    cred.bv_len = options_.bind_password.size();
-    const char* dn = options_.bind_dn.empty() ? nullptr : options_.bind_dn.c_str();
-    rc = ldap_sasl_bind_s(c->ld, dn, LDAP_SASL_SIMPLE, &cred, nullptr, nullptr, nullptr);
+    const int rc = ldap_session::simple_bind(c->ld, options_.bind_dn, options_.bind_password);
     if (rc == LDAP_INVALID_CREDENTIALS) {
       return R::trouble(
           Trouble::configuration(uri + ": bind as " + options_.bind_dn + " refused: " + ldap_err2string(rc)));
