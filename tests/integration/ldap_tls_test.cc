@@ -19,6 +19,7 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <vector>
 
 #include "harness/paths.h"
@@ -135,7 +136,9 @@ bool contains(std::string_view text, std::string_view part) {
 
 // slapd's log from `offset` on, line by line, grouped by connection ("conn=1004"): the connections accepted
 // since then that did something. Left out: an earlier connection that still logs its UNBIND or "closed"
-// after the offset, and connections only opened and closed again (the harness's port probes at start).
+// after the offset (no ACCEPT line since), and connections only opened and closed again (the harness's port
+// probes at start). The ACCEPT line need not come first: slapd's listener thread logs it, and can do so
+// after a worker thread has already logged the connection's first operation.
 std::map<std::string, std::vector<std::string>> connections(const fs::path& log, std::size_t offset) {
   const std::string text = read_text(log);
   std::map<std::string, std::vector<std::string>> out;
@@ -155,9 +158,29 @@ std::map<std::string, std::vector<std::string>> connections(const fs::path& log,
     const bool idle = std::all_of(lines.begin(), lines.end(), [](const std::string& l) {
       return contains(l, " ACCEPT from ") || contains(l, " closed");
     });
-    return idle || !contains(lines.front(), " ACCEPT from ");
+    const bool accepted = std::any_of(lines.begin(), lines.end(),
+                                      [](const std::string& l) { return contains(l, " ACCEPT from "); });
+    return idle || !accepted;
   });
   return out;
+}
+
+// connections(), once slapd has logged every connection of the run to its end. slapd writes an
+// operation's stats line after sending the result, so the client can exit before the lines that prove what
+// it did are in the log; this waits (5 s at most) until each connection found has its " closed" line.
+std::map<std::string, std::vector<std::string>> settled_connections(const fs::path& log, std::size_t offset) {
+  auto all_closed = [](const std::map<std::string, std::vector<std::string>>& conns) {
+    return !conns.empty() && std::all_of(conns.begin(), conns.end(), [](const auto& conn) {
+      return std::any_of(conn.second.begin(), conn.second.end(),
+                         [](const std::string& l) { return contains(l, " closed"); });
+    });
+  };
+  auto conns = connections(log, offset);
+  for (int i = 0; i < 100 && !all_closed(conns); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    conns = connections(log, offset);
+  }
+  return conns;
 }
 
 // Index of the first line containing `part`, or lines.size().
@@ -220,7 +243,7 @@ class Ldaptls : public testing::Test {
     EXPECT_EQ(r.json[1]["targets"].size(), 4U) << r.json[1].dump(2);
     EXPECT_FALSE(has_sanitizer_report(r.run.err)) << r.run.err;
 
-    const auto conns = connections(slapd().log_path(), offset);
+    const auto conns = settled_connections(slapd().log_path(), offset);
     ASSERT_FALSE(conns.empty()) << "no connection in " << slapd().log_path();
     bool searched_joe = false;
     for (const auto& [id, lines] : conns) {
@@ -283,7 +306,7 @@ class Ldaptls : public testing::Test {
     EXPECT_LT(r.elapsed, seconds(10));
     EXPECT_FALSE(has_sanitizer_report(r.run.err)) << r.run.err;
 
-    const auto conns = connections(log, offset);
+    const auto conns = settled_connections(log, offset);
     EXPECT_FALSE(conns.empty()) << "the client never reached " << log;
     for (const auto& [id, lines] : conns) {
       for (const auto& l : lines) {
@@ -365,7 +388,7 @@ TEST_F(Ldaptls, StartTlsWithoutServerTlsIsTemporaryTrouble) {
   const RouteRun r = route(config.path(), {"joe@pydis.wtf"}, seconds(20));
   expect_refused(r, plain.uri(), plain.log_path(), 0);
   // The server was asked for StartTLS (and said no: "unsupported extended operation").
-  const auto conns = connections(plain.log_path(), 0);
+  const auto conns = settled_connections(plain.log_path(), 0);
   bool asked = false;
   for (const auto& [id, lines] : conns) asked = asked || first(lines, kStartTlsOid) < lines.size();
   EXPECT_TRUE(asked) << read_text(plain.log_path());
@@ -387,7 +410,7 @@ TEST_F(Ldaptls, UntrustedFirstUriFailsOverToTrustedSecond) {
   ASSERT_TRUE(r.json.is_array()) << r.run.out << r.run.err;
   ASSERT_EQ(r.json.size(), 1U) << r.run.out << r.run.err;
   EXPECT_EQ(targets_of(r.json[0]), (std::vector<TargetView>{{"forward", "joe@jb3.dev", "forward>external"}}));
-  const auto conns = connections(impostor.log_path(), 0);
+  const auto conns = settled_connections(impostor.log_path(), 0);
   EXPECT_FALSE(conns.empty()) << "the impostor was never tried";
   for (const auto& [id, lines] : conns) {
     for (const auto& l : lines) EXPECT_FALSE(contains(l, " BIND ") || contains(l, " SRCH ")) << l;
