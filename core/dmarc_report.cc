@@ -9,11 +9,15 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <charconv>
 #include <climits>
+#include <functional>
 #include <initializer_list>
+#include <iterator>
 #include <memory>
 #include <mutex>
+#include <optional>
 
 #include "core/network.h"
 
@@ -250,41 +254,94 @@ Field child_field(Field parent, std::string_view name) {
   return Field::other;
 }
 
-// The document, handed to libxml2 piece by piece (an xmlInputReadCallback).
+// The document, handed to libxml2 piece by piece (an xmlInputReadCallback): the pieces in turn, so that a
+// half of a split document is read from the caller's buffer without being copied together first.
 struct MemorySource {
-  std::string_view rest;
+  std::array<std::string_view, 2> pieces;  // the second may be empty
+  std::size_t at = 0;
 
   static int read(void* context, char* buffer, int len) noexcept {
     auto* self = static_cast<MemorySource*>(context);
     if (len <= 0) return 0;
-    const std::size_t n = std::min(self->rest.size(), static_cast<std::size_t>(len));
-    std::copy_n(self->rest.data(), n, buffer);
-    self->rest.remove_prefix(n);
+    while (self->at < self->pieces.size() && self->pieces[self->at].empty()) ++self->at;
+    if (self->at == self->pieces.size()) return 0;
+    auto& rest = self->pieces[self->at];
+    const std::size_t n = std::min(rest.size(), static_cast<std::size_t>(len));
+    std::copy_n(rest.data(), n, buffer);
+    rest.remove_prefix(n);
     return static_cast<int>(n);
   }
 };
 
+// What a Parser reads. A whole document is the serial parse. The head and tail of a split document (see
+// split_parse()) are read as the serial parse reads those parts, except that the tail accepts nothing but
+// <record> directly under <feedback> (a report_metadata, policy_published or version after the cut would be
+// lost with the tail's report), and each half stops as soon as the other has failed.
+enum class Part { whole, head, tail };
+
 class Parser {
  public:
-  explicit Parser(const ReportParseLimits& limits) : limits_(limits) {}
+  explicit Parser(const ReportParseLimits& limits, Part part = Part::whole,
+                  std::atomic<bool>* abandoned = nullptr)
+      : limits_(limits), part_(part), abandoned_(abandoned) {}
 
+  // The serial parse: the whole document, then the schema rules.
   ReportParseResult run(std::string_view xml) {
-    if (xml.size() > static_cast<std::size_t>(INT_MAX)) return fail("document too large");
-    if (xml.find('\0') != std::string_view::npos) return fail("NUL byte in document (not UTF-8 XML)");
-    const auto markup = skip_prolog(xml);
-    if (markup == std::string_view::npos) return fail("no root element");
-    if (xml.compare(markup, 2, "<!") == 0) return fail("document type declaration (DOCTYPE) refused");
+    if (auto why = refused_unread(xml); !why.empty()) return fail(std::move(why));
+    if (!read({xml, {}})) return fail(error_);
+    return result();
+  }
 
+  // Why a document is refused before libxml2 sees it, or "".
+  static std::string refused_unread(std::string_view xml) {
+    if (xml.size() > static_cast<std::size_t>(INT_MAX)) return "document too large";
+    if (xml.find('\0') != std::string_view::npos) return "NUL byte in document (not UTF-8 XML)";
+    const auto markup = skip_prolog(xml);
+    if (markup == std::string_view::npos) return "no root element";
+    if (xml.compare(markup, 2, "<!") == 0) return "document type declaration (DOCTYPE) refused";
+    return {};
+  }
+
+  // Reads the document made of the pieces (in turn) with libxml2: true when it is well-formed and broke no
+  // rule or limit on the way, else error() says why. Never throws.
+  bool read(const std::array<std::string_view, 2>& pieces) noexcept {
+    try {
+      read_pieces(pieces);
+    } catch (...) {
+      if (error_.empty()) error_ = "parser failure";
+    }
+    ctxt_ = nullptr;
+    if (!error_.empty() && abandoned_ != nullptr) abandoned_->store(true, std::memory_order_relaxed);
+    return error_.empty();
+  }
+
+  const std::string& error() const { return error_; }
+
+  // The records read so far (the tail's are moved into the head's).
+  std::vector<DmarcRecord>& records() { return report_.records; }
+
+  // After a successful read(): the report, or the first schema rule it breaks.
+  ReportParseResult result() {
+    if (!seen_root_) return fail("no <feedback> element");
+    if (auto why = check(); !why.empty()) return fail(std::move(why));
+    return {std::move(report_), {}};
+  }
+
+ private:
+  void read_pieces(const std::array<std::string_view, 2>& pieces) {
     init_libxml();
     // SAX2, not xmlTextReader: the reader builds and frees a tree node for every element and text, which
     // was half the time on large reports; these callbacks see the same events without any tree.
     // Fed through a read callback, not xmlCreateMemoryParserCtxt(): that copies the whole document into a
     // buffer of libxml2's first (1 MB of fresh pages, faulted in one by one, for a 1 MB report); this way
     // libxml2 reads it in small pieces into a buffer it reuses. Parsing itself is the same pull parser.
-    MemorySource source{xml};
+    MemorySource source{pieces};
     ParserCtxt ctxt(xmlCreateIOParserCtxt(nullptr, nullptr, &MemorySource::read, nullptr, &source,
                                           XML_CHAR_ENCODING_NONE));
-    if (!ctxt || ctxt->sax == nullptr) return fail("cannot create the XML parser");
+    if (!ctxt || ctxt->sax == nullptr) {
+      error_ = "cannot create the XML parser";
+      return;
+    }
     xmlSAXHandler sax{};
     sax.initialized = XML_SAX2_MAGIC;
     sax.startElementNs = &Parser::on_start;
@@ -307,10 +364,6 @@ class Parser {
     const int rc = xmlParseDocument(ctxt.get());
     ctxt_ = nullptr;
     if (error_.empty() && (rc != 0 || ctxt->wellFormed == 0)) error_ = "not well-formed XML";
-    if (!error_.empty()) return fail(error_);
-    if (!seen_root_) return fail("no <feedback> element");
-    if (auto why = check(); !why.empty()) return fail(why);
-    return {std::move(report_), {}};
   }
 
  private:
@@ -320,6 +373,11 @@ class Parser {
   static void guarded(void* arg, F&& f) noexcept {
     auto* self = static_cast<Parser*>(arg);
     if (!self->error_.empty()) return;
+    if (self->abandoned_ != nullptr && self->abandoned_->load(std::memory_order_relaxed)) {
+      self->error_ = "the other half failed";
+      self->stop();
+      return;
+    }
     try {
       if (!f(*self)) self->stop();
     } catch (...) {
@@ -422,6 +480,7 @@ class Parser {
     // An element from another namespace (an extension) is Field::other, and so is everything below it.
     Field field = Field::root;
     if (depth_ > 0) field = ns == root_ns_ ? child_field(fields_.back(), name) : Field::other;
+    if (part_ == Part::tail && depth_ == 1 && field != Field::record) return bad("not a record in the tail");
     fields_.push_back(field);
     ++depth_;
     clear_text();
@@ -652,7 +711,9 @@ class Parser {
   static ReportParseResult fail(std::string why) { return {std::nullopt, std::move(why)}; }
 
   const ReportParseLimits& limits_;
-  xmlParserCtxt* ctxt_ = nullptr;  // during run() only
+  Part part_;
+  std::atomic<bool>* abandoned_;   // set by the half that fails first; null for the serial parse
+  xmlParserCtxt* ctxt_ = nullptr;  // during read() only
   AggregateReport report_;
   std::size_t depth_ = 0;        // open elements, <feedback> included
   std::vector<Field> fields_;    // of the open elements
@@ -666,6 +727,131 @@ class Parser {
   bool seen_end_ = false;
   bool seen_count_ = false;
 };
+
+// libxml2's own limits without XML_PARSE_HUGE (10,000,000 bytes of one text, comment or attribute value, of
+// names in its dictionary, or of look-ahead in its input buffer) are partly checked against where a construct
+// falls in libxml2's buffer, which is not the same in a half as in the whole document. Below this size none
+// of them can be reached, so they decide nothing in either parse; a larger document is read serially.
+constexpr std::size_t kMaxSplitBytes = std::size_t{8} << 20;
+
+constexpr std::string_view kRecordTag = "<record>";
+constexpr std::string_view kCloseRoot = "</feedback>";
+
+// True when the XML declaration names no encoding (UTF-8), or one in which every '<' byte is a '<' and no
+// state carries from one character to the next. In a stateful encoding (ISO-2022-JP, UTF-7) the bytes of
+// "<record>" can be part of other characters, and the tail would be read in the wrong state. Documents in
+// UTF-16 or UTF-32 have NUL bytes and are refused before this; EBCDIC ones have no "<feedback" at the start.
+bool split_safe_encoding(std::string_view xml) {
+  std::size_t i = xml.rfind("\xEF\xBB\xBF", 0) == 0 ? 3 : 0;
+  if (xml.compare(i, 5, "<?xml") != 0 || i + 5 >= xml.size() || !xml_space(xml[i + 5])) return true;
+  const auto close = xml.find("?>", i);
+  if (close == std::string_view::npos) return false;
+  const auto decl = xml.substr(i, close - i);
+  auto at = decl.find("encoding");
+  if (at == std::string_view::npos) return true;
+  at += 8;
+  while (at < decl.size() && xml_space(decl[at])) ++at;
+  if (at == decl.size() || decl[at] != '=') return false;
+  ++at;
+  while (at < decl.size() && xml_space(decl[at])) ++at;
+  if (at == decl.size() || (decl[at] != '"' && decl[at] != '\'')) return false;
+  const auto end = decl.find(decl[at], at + 1);
+  if (end == std::string_view::npos) return false;
+  std::string name(decl.substr(at + 1, end - at - 1));
+  for (auto& c : name) c = static_cast<char>(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
+  const auto digits = [](std::string_view d) {
+    return !d.empty() && d.size() <= 2 &&
+           std::all_of(d.begin(), d.end(), [](char c) { return c >= '0' && c <= '9'; });
+  };
+  const std::string_view n = name;
+  if (n == "utf-8" || n == "us-ascii") return true;
+  if (n.rfind("iso-8859-", 0) == 0) return digits(n.substr(9));
+  return n.size() == 12 && n.rfind("windows-125", 0) == 0 && digits(n.substr(11));
+}
+
+struct Cut {
+  std::size_t root_end;  // the '>' ending the root start tag
+  std::size_t at;        // the "<record>" the document is cut before
+};
+
+// Where to cut the document: before the first "<record>" at or after its middle (else the last one before
+// it), behind the root start tag. Only an unprefixed <feedback> root is cut, so that the tail's records are
+// matched against the same namespace declarations as the whole document's.
+std::optional<Cut> find_cut(std::string_view xml) {
+  const auto root = skip_prolog(xml);
+  if (root == std::string_view::npos || xml.compare(root, 9, "<feedback") != 0 || root + 9 >= xml.size())
+    return std::nullopt;
+  if (const char after = xml[root + 9]; !xml_space(after) && after != '>' && after != '/')
+    return std::nullopt;
+  // The first '>' outside a quoted attribute value: values may hold '>' (never '<').
+  std::size_t end = root + 9;
+  for (; end < xml.size(); ++end) {
+    const char c = xml[end];
+    if (c == '"' || c == '\'') {
+      end = xml.find(c, end + 1);
+      if (end == std::string_view::npos) return std::nullopt;
+    } else if (c == '<') {
+      return std::nullopt;
+    } else if (c == '>') {
+      break;
+    }
+  }
+  if (end >= xml.size() || xml[end - 1] == '/') return std::nullopt;  // not there, or <feedback/>
+  const std::size_t body = end + 1;
+  const std::size_t middle = xml.size() / 2;
+  auto at = xml.find(kRecordTag, std::max(body, middle));
+  if (at == std::string_view::npos && middle > body) {
+    at = xml.rfind(kRecordTag, middle);
+    if (at != std::string_view::npos && at < body) at = std::string_view::npos;
+  }
+  if (at == std::string_view::npos) return std::nullopt;
+  return Cut{end, at};
+}
+
+// The speculative split. The head is xml[0, cut) + "</feedback>"; the tail is the prolog and root start tag
+// followed by xml[cut, end). Both are read by the serial parser's code with the same options and callbacks,
+// so every SECURITY property holds for each. The merged result is the serial one because:
+// - The head is well-formed only if, at the cut, the serial parse is in the content of <feedback> itself:
+//   "<record>" inside a comment, CDATA section or processing instruction leaves that construct open
+//   ("</feedback>" is swallowed by it and the head ends unterminated); inside an element below <feedback>
+//   (an extension, another record) "</feedback>" closes the wrong element; inside a tag or an attribute
+//   value a '<' is itself an error. A DOCTYPE, where "<record>" could hide in an entity value, is refused
+//   before either half is read. Up to the cut, the head sees exactly the serial parse's events.
+// - In the content of <feedback>, the serial parse's state is: depth 1, the root's namespace declarations and
+//   xml:space, the prolog's encoding. The tail's prolog and root start tag are the document's own bytes, so
+//   it is in the same state there, and from the cut on it sees the serial parse's events. (Its own
+//   well-formedness matters too: a comment, CDATA or element opened in the head and closed after the cut
+//   leaves stray "-->", "]]>" or end tags in the tail.)
+// - The Parser's state at the cut that a record depends on is the same in both (the depth, the open fields,
+//   the root namespace); what carries over is only the metadata and policy seen (the tail refuses those) and
+//   the record count (checked on the sum). The schema rules are checked once, on the merged report.
+// Whatever fails (well-formedness, a limit, a rule, a thread that could not be started) costs a serial parse,
+// which then decides alone, with its own messages and line numbers.
+std::optional<ReportParseResult> split_parse(std::string_view xml, const ReportParseLimits& limits,
+                                             const RunBoth& run_both, ReportSplit& path) {
+  if (!Parser::refused_unread(xml).empty() || !split_safe_encoding(xml)) return std::nullopt;
+  const auto cut = find_cut(xml);
+  if (!cut) return std::nullopt;
+  init_libxml();  // on this thread, before two threads use libxml2 (xmlInitParser is not thread-safe)
+  std::atomic<bool> abandoned{false};
+  Parser head(limits, Part::head, &abandoned);
+  Parser tail(limits, Part::tail, &abandoned);
+  bool head_ok = false;
+  bool tail_ok = false;
+  const std::function<void()> first = [&] { head_ok = head.read({xml.substr(0, cut->at), kCloseRoot}); };
+  const std::function<void()> second = [&] {
+    tail_ok = tail.read({xml.substr(0, cut->root_end + 1), xml.substr(cut->at)});
+  };
+  path = ReportSplit::fell_back;
+  run_both(first, second);
+  if (!head_ok || !tail_ok) return std::nullopt;
+  auto& records = head.records();
+  auto& more = tail.records();
+  if (more.size() > limits.max_records - std::min(limits.max_records, records.size())) return std::nullopt;
+  records.insert(records.end(), std::make_move_iterator(more.begin()), std::make_move_iterator(more.end()));
+  path = ReportSplit::merged;
+  return head.result();
+}
 
 }  // namespace
 
@@ -687,6 +873,23 @@ ReportParseResult parse_aggregate_report(std::string_view xml, const ReportParse
   } catch (...) {
     return {std::nullopt, "parser failure"};
   }
+}
+
+ReportParseResult parse_aggregate_report(std::string_view xml, const ReportParseLimits& limits,
+                                         const RunBoth& run_both, std::size_t min_split_bytes,
+                                         ReportSplit* split) noexcept {
+  ReportSplit path = ReportSplit::none;
+  if (run_both && xml.size() >= min_split_bytes && xml.size() <= kMaxSplitBytes) {
+    try {
+      if (auto r = split_parse(xml, limits, run_both, path)) {
+        if (split != nullptr) *split = path;
+        return std::move(*r);
+      }
+    } catch (...) {  // NOLINT(bugprone-empty-catch): out of memory, or no thread: the serial parse decides
+    }
+  }
+  if (split != nullptr) *split = path == ReportSplit::merged ? ReportSplit::fell_back : path;
+  return parse_aggregate_report(xml, limits);
 }
 
 bool looks_like_aggregate_report(std::string_view data) {

@@ -7,6 +7,10 @@
 // does not follow its schema is Invalid, so that what reaches Reports.New can be trusted by the tools reading
 // it.
 //
+// A large report can be read as two halves at once (the RunBoth overload): core starts no thread, the caller
+// runs the two tasks. The result is the serial parse's in every case; when the cut is not provably between
+// two records, or anything fails in a half, the document is simply parsed again serially.
+//
 // SECURITY: the input is attacker data. libxml2's SAX2 parser reads it with XML_PARSE_NONET, without DTD
 // loading, validation or entity substitution, and with libxml2's own size limits kept (no XML_PARSE_HUGE). A
 // document with a DOCTYPE is Invalid before libxml2 sees it (so neither billion-laughs nor external entities
@@ -20,6 +24,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -37,6 +42,8 @@ struct DmarcReportMetadata {
   std::int64_t begin = 0;  // date_range, seconds since the epoch (UTC)
   std::int64_t end = 0;
   std::vector<std::string> errors;
+
+  bool operator==(const DmarcReportMetadata&) const = default;
 };
 
 struct DmarcPolicyPublished {
@@ -50,6 +57,8 @@ struct DmarcPolicyPublished {
   std::string fo;                // as written
   std::string testing;           // RFC 9990: "y" or "n"
   std::string discovery_method;  // RFC 9990: "psl" or "treewalk"
+
+  bool operator==(const DmarcPolicyPublished&) const = default;
 };
 
 struct DmarcAuthResult {
@@ -57,6 +66,8 @@ struct DmarcAuthResult {
   std::string selector;  // DKIM only
   std::string scope;     // SPF only (mfrom, helo)
   std::string result;    // as the schema spells it
+
+  bool operator==(const DmarcAuthResult&) const = default;
 };
 
 struct DmarcRecord {
@@ -71,6 +82,8 @@ struct DmarcRecord {
   std::string envelope_to;
   std::vector<DmarcAuthResult> dkim_results;
   std::vector<DmarcAuthResult> spf_results;
+
+  bool operator==(const DmarcRecord&) const = default;
 };
 
 struct AggregateReport {
@@ -81,6 +94,7 @@ struct AggregateReport {
   std::vector<DmarcRecord> records;
 
   std::uint64_t message_count() const;  // the sum of the records' counts
+  bool operator==(const AggregateReport&) const = default;
 };
 
 struct ReportParseLimits {
@@ -94,9 +108,34 @@ struct ReportParseResult {
   std::optional<AggregateReport> report;
   std::string error;  // set exactly when report is empty
   bool ok() const { return report.has_value(); }
+  bool operator==(const ReportParseResult&) const = default;
 };
 
 ReportParseResult parse_aggregate_report(std::string_view xml, const ReportParseLimits& limits = {}) noexcept;
+
+// Runs both tasks and returns once both have finished; one of them may run on another thread. core/ starts no
+// thread itself: the caller says how (cli/ with a std::thread). The tasks never throw. If run_both throws, it
+// must be before either task started (as std::thread's constructor does); the document is then read serially.
+using RunBoth = std::function<void(const std::function<void()>& first, const std::function<void()>& second)>;
+
+// How parse_aggregate_report() with a RunBoth read the document (for tests and benchmarks).
+enum class ReportSplit {
+  none,       // read serially: too small, too large, or no safe place to cut it was found
+  merged,     // read as two halves at once, and their results merged
+  fell_back,  // the halves were read, one of them failed or the merge did not fit: read again serially
+};
+
+// As parse_aggregate_report(xml, limits), with the same result in every case; a document of at least
+// min_split_bytes (and at most 8 MiB) is read as two halves at once through run_both. The document is cut
+// before a <record> near its middle: the first half is the document up to there with "</feedback>" added,
+// the second is its prolog and root start tag followed by the rest. If either half fails in any way (not
+// well-formed, a limit, anything), the document is parsed again serially and that parse alone decides, so
+// verdicts and error texts (with their line numbers) are the serial ones. `split`, when given, says which
+// path was taken.
+ReportParseResult parse_aggregate_report(std::string_view xml, const ReportParseLimits& limits,
+                                         const RunBoth& run_both,
+                                         std::size_t min_split_bytes = std::size_t{256} * 1024,
+                                         ReportSplit* split = nullptr) noexcept;
 
 // True when the bytes look like the start of an aggregate report (an XML document whose root element is
 // <feedback>), so a part of unknown type can be recognised. Cheap; parses nothing.
