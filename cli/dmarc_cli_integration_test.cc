@@ -7,6 +7,7 @@
 
 #include <array>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -63,9 +64,11 @@ class DmarcCli : public ::testing::Test {
   void TearDown() override { fs::remove_all(dir_); }
 
   // Runs chainmail with `args` (each quoted for sh), no configuration unless one is passed.
-  RunResult run(const std::vector<std::string>& args) const {
+  RunResult run(const std::vector<std::string>& args) const { return run_binary(CHAINMAIL_BIN, args); }
+
+  RunResult run_binary(const fs::path& binary, const std::vector<std::string>& args) const {
     std::string cmd =
-        "CHAINMAIL_CONFIG=" + quote((dir_ / "absent.conf").string()) + " " + quote(CHAINMAIL_BIN);
+        "CHAINMAIL_CONFIG=" + quote((dir_ / "absent.conf").string()) + " " + quote(binary.string());
     for (const auto& a : args) cmd += " " + quote(a);
     cmd += " >" + quote((dir_ / "out").string()) + " 2>" + quote((dir_ / "err").string());
     RunResult r;
@@ -230,6 +233,43 @@ TEST_F(DmarcCli, ReadsMaildirFolders) {
   // --maildir overrides the configured one.
   const auto empty = run_json({"--config", conf.string(), "--maildir", (dir_ / "nowhere").string()}, 1);
   EXPECT_EQ(empty["reports"].size(), 0U);
+}
+
+// The command links neither OpenLDAP nor GMime (start-up cost: see cli/module_loader.h); it loads
+// chainmail-directory and chainmail-mime from ../lib/chainmail when a subcommand needs them, and says which
+// file is missing when one is.
+TEST_F(DmarcCli, ModulesAreLoadedOnlyWhenNeeded) {
+  const std::string readelf = "readelf -d " + quote(CHAINMAIL_BIN) + " 2>&1";
+  std::string needed;
+  if (FILE* p = ::popen(readelf.c_str(), "r")) {
+    std::array<char, 4096> buf{};
+    while (std::fgets(buf.data(), static_cast<int>(buf.size()), p) != nullptr) needed += buf.data();
+    ASSERT_EQ(::pclose(p), 0) << needed;
+  }
+  ASSERT_NE(needed.find("(NEEDED)"), std::string::npos) << needed;
+  for (const char* lib : {"libldap", "libsasl2", "libgnutls", "libgmime", "libglib", "libgpgme"})
+    EXPECT_EQ(needed.find(lib), std::string::npos) << lib << " is linked into the command:\n" << needed;
+
+  // The modules work from the build tree: a message (GMime) and a route (OpenLDAP, here an LDIF directory).
+  const fs::path eml = aggregate_dir() / "google-borschow.com-949348866075514174.eml";
+  ASSERT_TRUE(fs::exists(eml)) << eml;
+  EXPECT_EQ(run({"dmarc", eml.string()}).status, 0);
+  const fs::path conf = dir_ / "chainmail.conf";
+  std::ofstream(conf) << "[directory]\nldif_file = \"/dev/null\"\n";
+  EXPECT_EQ(run({"route", "--config", conf.string(), "nobody@example.org"}).status, 1);
+
+  // A copy of the command without its modules: report files still read; messages and routes say why not.
+  fs::create_directories(dir_ / "bin");
+  fs::copy_file(CHAINMAIL_BIN, dir_ / "bin" / "chainmail");
+  const fs::path lone = dir_ / "bin" / "chainmail";
+  EXPECT_EQ(run_binary(lone, {"dmarc", (aggregate_dir() / "empty_reason.xml").string()}).status, 0);
+  const auto message = run_binary(lone, {"dmarc", eml.string()});
+  EXPECT_EQ(message.status, 1);
+  EXPECT_NE(message.err.find("mail messages cannot be read"), std::string::npos) << message.err;
+  EXPECT_NE(message.err.find("chainmail-mime.so"), std::string::npos) << message.err;
+  const auto route = run_binary(lone, {"route", "--config", conf.string(), "nobody@example.org"});
+  EXPECT_EQ(route.status, 69) << route.err;  // EX_UNAVAILABLE
+  EXPECT_NE(route.err.find("chainmail-directory.so"), std::string::npos) << route.err;
 }
 
 }  // namespace

@@ -16,9 +16,9 @@
 #include <system_error>
 #include <thread>
 
-#include "adapters/mime/from_header.h"
 #include "adapters/mime/report_parts.h"
 #include "adapters/unique_fd.h"
+#include "cli/report_message.h"
 
 namespace chainmail {
 namespace {
@@ -131,8 +131,11 @@ DecodedFile decode_report_file(std::string_view data, const ReportReadLimits& li
     if (auto e = decode_document(data, limits, out.reports); !e.empty()) out.errors.push_back(std::move(e));
     return out;
   }
-  init_mime();
-  const auto classified = classify_report_message(data);
+  ClassifiedMessage classified;
+  if (std::string why; !classify_message(data, classified, why)) {
+    out.errors.push_back(std::move(why));
+    return out;
+  }
   if (classified.kind != ReportKind::Aggregate) {
     out.errors.push_back("not an aggregate report (" + std::string(report_kind_name(classified.kind)) + ": " +
                          classified.why + ")");

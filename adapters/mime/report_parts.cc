@@ -125,18 +125,6 @@ class Walker {
 
 }  // namespace
 
-std::string_view report_kind_name(ReportKind kind) {
-  switch (kind) {
-    case ReportKind::Aggregate:
-      return "aggregate";
-    case ReportKind::Failure:
-      return "failure";
-    case ReportKind::Neither:
-      break;
-  }
-  return "other";
-}
-
 ClassifiedMessage classify_report_message(std::string_view message, const ClassifyLimits& limits) {
   ClassifiedMessage out;
   Ref<GMimeStream> stream(g_mime_stream_mem_new_with_buffer(message.data(), message.size()));

@@ -24,7 +24,18 @@ namespace chainmail {
 
 enum class ReportKind { Aggregate, Failure, Neither };
 
-std::string_view report_kind_name(ReportKind kind);
+// Inline: programs that only show the kind (`chainmail dmarc`) need not link GMime for it.
+constexpr std::string_view report_kind_name(ReportKind kind) {
+  switch (kind) {
+    case ReportKind::Aggregate:
+      return "aggregate";
+    case ReportKind::Failure:
+      return "failure";
+    case ReportKind::Neither:
+      break;
+  }
+  return "other";
+}
 
 struct ReportPart {
   std::string filename;      // as the sender named it; empty when none (never used as a path)
