@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <fstream>
+#include <functional>
 #include <string>
 
 namespace chainmail {
@@ -48,6 +49,27 @@ TEST(DmarcInput, DecodesEachEncodingByContent) {
     EXPECT_EQ(decoded.reports[0].metadata.org_name, c.org) << c.file;
     EXPECT_EQ(decoded.reports[0].message_count(), c.messages) << c.file;
   }
+}
+
+// A large report (here 0.9 MB, over the 256 KiB at which it is read as two halves on two threads) gives
+// what the one-thread parser gives.
+TEST(DmarcInput, LargeReportReadOnTwoThreadsAsOnOne) {
+  const auto data = slurp(samples() / "aggregate" / "!large-example.com!1711897200!1711983600.xml");
+  ASSERT_GT(data.size(), std::size_t{256} * 1024);
+  ReportSplit split = ReportSplit::none;
+  const auto serial = parse_aggregate_report(data);
+  const RunBoth in_turn = [](const std::function<void()>& first, const std::function<void()>& second) {
+    first();
+    second();
+  };
+  const auto halves = parse_aggregate_report(data, {}, in_turn, std::size_t{256} * 1024, &split);
+  EXPECT_EQ(split, ReportSplit::merged);
+  EXPECT_EQ(halves, serial);
+  const auto decoded = decode_report_file(data, {});
+  ASSERT_EQ(decoded.reports.size(), 1U) << (decoded.errors.empty() ? "" : decoded.errors[0]);
+  ASSERT_TRUE(serial.ok()) << serial.error;
+  EXPECT_EQ(decoded.reports[0], *serial.report);
+  EXPECT_GT(decoded.reports[0].records.size(), 1000U);
 }
 
 TEST(DmarcInput, BadFilesSayWhy) {
