@@ -419,6 +419,8 @@ TEST(DmarcReportSplit, MergesToTheSerialResult) {
   Doc commented(200);
   commented.records[40] = "<!-- <record> --><?pi <record>?>" + commented.records[40];
   Doc one(1);
+  Doc bom(200);
+  bom.decl = "\xEF\xBB\xBF<?xml version='1.0' encoding='utf-8' standalone='yes'?>\n<!-- prolog -->\n";
   Doc latin1(200);
   latin1.decl = "<?xml version=\"1.0\" encoding=\"ISO-8859-1\"?>\n";
   latin1.before.replace(latin1.before.find("acme"), 4, "acm\xE9");
@@ -426,7 +428,7 @@ TEST(DmarcReportSplit, MergesToTheSerialResult) {
   const std::vector<std::pair<std::string, std::string>> docs = {
       {"rfc7489", plain.str()},       {"rfc9990", rfc9990.str()},        {"version 2.0", version_only.str()},
       {"extensions", extended.str()}, {"trap in head", commented.str()}, {"one record", one.str()},
-      {"latin-1", latin1.str()},
+      {"latin-1", latin1.str()},      {"byte order mark", bom.str()},
   };
   for (const auto& [name, xml] : docs) {
     expect_as_serial(name, xml, ReportSplit::merged);
