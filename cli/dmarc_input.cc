@@ -27,7 +27,9 @@ namespace fs = std::filesystem;
 
 // Reads a whole regular file of at most `max` bytes; false with a reason otherwise. read(2) into the string,
 // no iostream: one copy from the page cache, no stream buffer. O_NONBLOCK: a FIFO is refused, not waited on.
-bool read_file(const fs::path& file, std::size_t max, std::string& out, std::string& why) {
+// A file that may be split for parsing wakes the helper thread first, so that it is up when its half comes.
+bool read_file(const fs::path& file, std::size_t max, HelperThread& helper, std::string& out,
+               std::string& why) {
   const UniqueFd fd(::open(file.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK));
   if (!fd.valid()) {
     why = std::strerror(errno);
@@ -47,6 +49,7 @@ bool read_file(const fs::path& file, std::size_t max, std::string& out, std::str
     why = "larger than " + std::to_string(max) + " bytes";
     return false;
   }
+  if (size >= kReportSplitMinBytes && size <= kReportSplitMaxBytes) helper.prepare();
   out.resize(size);
   std::size_t got = 0;
   while (got < size) {
@@ -66,24 +69,9 @@ bool read_file(const fs::path& file, std::size_t max, std::string& out, std::str
   return true;
 }
 
-// How a large report is read as two halves at once (core/dmarc_report.h): the second half on a thread of its
-// own, the first here. On a single CPU there is nothing to gain, so both run here, one after the other.
-// std::thread's constructor throws before the task starts when no thread can be had; core then reads the
-// document serially.
-void run_both(const std::function<void()>& first, const std::function<void()>& second) {
-  static const bool one_cpu = std::thread::hardware_concurrency() <= 1;
-  if (one_cpu) {
-    first();
-    second();
-    return;
-  }
-  std::thread other(second);
-  first();
-  other.join();
-}
-
-// Parses one report document (raw, gzip or zip bytes) into `into`; returns the reason on failure.
-std::string decode_document(std::string_view data, const ReportReadLimits& limits,
+// Parses one report document (raw, gzip or zip bytes) into `into`; returns the reason on failure. A large
+// report is read as two halves at once (core/dmarc_report.h), the second on the helper thread.
+std::string decode_document(std::string_view data, const ReportReadLimits& limits, HelperThread& helper,
                             std::vector<AggregateReport>& into) {
   std::optional<std::string> extracted;
   std::string_view xml = data;
@@ -96,24 +84,29 @@ std::string decode_document(std::string_view data, const ReportReadLimits& limit
     extracted = std::move(result.xml);
     xml = *extracted;
   }
-  auto parsed = parse_aggregate_report(xml, limits.parse, run_both);
+  const RunBoth run_both = [&helper](const std::function<void()>& first,
+                                     const std::function<void()>& second) { helper.run_both(first, second); };
+  auto parsed = parse_aggregate_report(xml, limits.parse, run_both, kReportSplitMinBytes);
   if (!parsed.ok()) return parsed.error;
   into.push_back(std::move(*parsed.report));
   return {};
 }
 
-void walk(const fs::path& path, const ReportReadLimits& limits, const ReportSink& report, const BadSink& bad,
-          ReportWalkStats& stats) {
+void walk(const fs::path& path, const ReportReadLimits& limits, HelperThread& helper,
+          const ReportSink& report, const BadSink& bad, ReportWalkStats& stats) {
   std::string data;
   std::string why;
-  if (!read_file(path, limits.max_file_bytes, data, why)) {
+  const bool read = read_file(path, limits.max_file_bytes, helper, data, why);
+  if (!read) {
+    helper.relax();
     ++stats.bad;
     bad(path, why);
     return;
   }
   ++stats.files;
   stats.bytes += data.size();
-  auto decoded = decode_report_file(data, limits);
+  auto decoded = decode_report_file(data, limits, helper);
+  helper.relax();        // in case the file was not split after all
   data = std::string();  // the bytes are not needed once parsed
   if (decoded.reports.empty()) {
     ++stats.bad;
@@ -141,10 +134,16 @@ bool looks_like_xml(std::string_view data) {
 }  // namespace
 
 DecodedFile decode_report_file(std::string_view data, const ReportReadLimits& limits) {
+  HelperThread helper;
+  return decode_report_file(data, limits, helper);
+}
+
+DecodedFile decode_report_file(std::string_view data, const ReportReadLimits& limits, HelperThread& helper) {
   DecodedFile out;
   if (detect_report_encoding(data) != ReportEncoding::Plain || looks_like_aggregate_report(data) ||
       looks_like_xml(data)) {
-    if (auto e = decode_document(data, limits, out.reports); !e.empty()) out.errors.push_back(std::move(e));
+    if (auto e = decode_document(data, limits, helper, out.reports); !e.empty())
+      out.errors.push_back(std::move(e));
     return out;
   }
   ClassifiedMessage classified;
@@ -158,7 +157,7 @@ DecodedFile decode_report_file(std::string_view data, const ReportReadLimits& li
     return out;
   }
   for (const auto& part : classified.reports) {
-    if (auto e = decode_document(part.data, limits, out.reports); !e.empty())
+    if (auto e = decode_document(part.data, limits, helper, out.reports); !e.empty())
       out.errors.push_back((part.filename.empty() ? std::string("report part") : part.filename) + ": " + e);
   }
   return out;
@@ -167,6 +166,7 @@ DecodedFile decode_report_file(std::string_view data, const ReportReadLimits& li
 ReportWalkStats for_each_report(const std::vector<fs::path>& paths, const ReportReadLimits& limits,
                                 const ReportSink& report, const BadSink& bad) {
   ReportWalkStats stats;
+  HelperThread helper;
   for (const auto& path : paths) {
     std::error_code ec;
     const auto status = fs::status(path, ec);
@@ -176,7 +176,7 @@ ReportWalkStats for_each_report(const std::vector<fs::path>& paths, const Report
       continue;
     }
     if (!fs::is_directory(status)) {
-      walk(path, limits, report, bad, stats);
+      walk(path, limits, helper, report, bad, stats);
       continue;
     }
     // Names only (not reports) are collected, so that the order, and with it the output, is stable.
@@ -191,7 +191,7 @@ ReportWalkStats for_each_report(const std::vector<fs::path>& paths, const Report
       bad(path, ec.message());
     }
     std::sort(files.begin(), files.end());
-    for (const auto& f : files) walk(f, limits, report, bad, stats);
+    for (const auto& f : files) walk(f, limits, helper, report, bad, stats);
   }
   return stats;
 }

@@ -28,6 +28,7 @@
 #include <vector>
 
 #include "adapters/mime/report_archive.h"
+#include "cli/helper_thread.h"
 #include "core/dmarc_report.h"
 
 namespace chainmail {
@@ -56,7 +57,10 @@ struct DecodedFile {
   std::vector<AggregateReport> reports;
   std::vector<std::string> errors;  // one per part that failed; the file is bad when reports is empty
 };
+// A large report is read as two halves at once, the second on `helper` (for_each_report() keeps one for the
+// whole walk); the first overload starts a thread of its own when it needs one.
 DecodedFile decode_report_file(std::string_view data, const ReportReadLimits& limits);
+DecodedFile decode_report_file(std::string_view data, const ReportReadLimits& limits, HelperThread& helper);
 
 // The Maildir++ folder `folder` of `root`: "INBOX" or "" is the root itself, else root/.<folder>.
 std::filesystem::path maildir_folder_path(const std::filesystem::path& root, std::string_view folder);

@@ -125,16 +125,25 @@ enum class ReportSplit {
   fell_back,  // the halves were read, one of them failed or the merge did not fit: read again serially
 };
 
+// The sizes of document that parse_aggregate_report() with a RunBoth reads as two halves (the least is the
+// default). Below the least, a second parser costs more than it saves. Above the most, the document is read
+// serially: libxml2's own limits without XML_PARSE_HUGE (10,000,000 bytes of one text, comment or attribute
+// value, of names in its dictionary, or of look-ahead in its input buffer) are partly checked against where
+// a construct falls in libxml2's buffer, which is not the same in a half as in the whole document; below
+// this size none of them can be reached, so they decide nothing in either parse.
+inline constexpr std::size_t kReportSplitMinBytes = std::size_t{256} * 1024;
+inline constexpr std::size_t kReportSplitMaxBytes = std::size_t{8} << 20;
+
 // As parse_aggregate_report(xml, limits), with the same result in every case; a document of at least
-// min_split_bytes (and at most 8 MiB) is read as two halves at once through run_both. The document is cut
-// before a <record> near its middle: the first half is the document up to there with "</feedback>" added,
-// the second is its prolog and root start tag followed by the rest. If either half fails in any way (not
-// well-formed, a limit, anything), the document is parsed again serially and that parse alone decides, so
-// verdicts and error texts (with their line numbers) are the serial ones. `split`, when given, says which
-// path was taken.
+// min_split_bytes (and at most kReportSplitMaxBytes) is read as two halves at once through run_both. The
+// document is cut before a <record> near its middle: the first half is the document up to there with
+// "</feedback>" added, the second is its prolog and root start tag followed by the rest. If either half fails
+// in any way (not well-formed, a limit, anything), the document is parsed again serially and that parse alone
+// decides, so verdicts and error texts (with their line numbers) are the serial ones. `split`, when given,
+// says which path was taken.
 ReportParseResult parse_aggregate_report(std::string_view xml, const ReportParseLimits& limits,
                                          const RunBoth& run_both,
-                                         std::size_t min_split_bytes = std::size_t{256} * 1024,
+                                         std::size_t min_split_bytes = kReportSplitMinBytes,
                                          ReportSplit* split = nullptr) noexcept;
 
 // True when the bytes look like the start of an aggregate report (an XML document whose root element is

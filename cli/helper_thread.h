@@ -1,0 +1,55 @@
+// helper_thread.h - the second thread that reads half of a large DMARC report (core's RunBoth).
+//
+// One thread for the whole command, not one per report: a folder of large reports pays for one thread start.
+// The command calls prepare() when it is about to read a file large enough to be split, so that the thread
+// is started (or woken) while the file is read, and run_both() then hands it its half at once.
+//
+// Why it spins: on the virtual machines mail hosts run on, waking a thread that sleeps on an idle virtual CPU
+// was measured at about a millisecond (the hypervisor must run the halted vCPU again), both for a new
+// thread's first run and for the wake-up at join; that is a tenth of a 1 MB report's whole run. So each side
+// waits for the other by spinning for a bounded time (kSpinLimit) before it sleeps: the helper from
+// prepare() until its half arrives, the caller from finishing its own half until the helper has finished
+// its. Outside those moments the helper sleeps (a futex wait), costing nothing.
+//
+// Without a second CPU, or when no thread can be started, run_both() runs both tasks on the caller's thread,
+// one after the other.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+
+namespace chainmail {
+
+class HelperThread {
+ public:
+  HelperThread();
+  // Tells the thread to stop and lets it end on its own: waiting for it to wake up only to exit would cost
+  // the command the very wake-up latency this class avoids.
+  ~HelperThread();
+  HelperThread(const HelperThread&) = delete;
+  HelperThread& operator=(const HelperThread&) = delete;
+
+  // Work is coming: start the thread, or wake it, and have it spin until run_both() or relax().
+  void prepare() noexcept;
+  // The work that prepare() announced did not come (the file was not split): let the thread sleep again.
+  void relax() noexcept;
+
+  // Runs `first` here and `second` on the helper thread; returns when both have finished. An exception from
+  // either is rethrown here once both have finished (`second`'s first).
+  void run_both(const std::function<void()>& first, const std::function<void()>& second);
+
+  // Whether run_both() has a second thread (false with one CPU, or when none could be started).
+  bool parallel() noexcept;
+
+ private:
+  struct Shared;
+  bool start() noexcept;
+  static void helper_main(const std::shared_ptr<Shared>& shared, std::uint32_t seen) noexcept;
+
+  std::shared_ptr<Shared> shared_;
+  bool started_ = false;
+  bool unavailable_ = false;
+};
+
+}  // namespace chainmail
