@@ -254,18 +254,28 @@ TEST_F(DmarcCli, ModulesAreLoadedOnlyWhenNeeded) {
     ASSERT_EQ(::pclose(p), 0) << needed;
   }
   ASSERT_NE(needed.find("(NEEDED)"), std::string::npos) << needed;
-  for (const char* lib : {"libldap", "libsasl2", "libgnutls", "libgmime", "libglib", "libgpgme"})
+  for (const char* lib :
+       {"libldap", "libsasl2", "libgnutls", "libgmime", "libglib", "libgpgme", "libarchive"})
     EXPECT_EQ(needed.find(lib), std::string::npos) << lib << " is linked into the command:\n" << needed;
 
-  // The modules work from the build tree: a message (GMime) and a route (OpenLDAP, here an LDIF directory).
+  // The modules work from the build tree: a message (GMime), gzip and zip reports (libarchive) and a route
+  // (OpenLDAP, here an LDIF directory).
   const fs::path eml = aggregate_dir() / "google-borschow.com-949348866075514174.eml";
   ASSERT_TRUE(fs::exists(eml)) << eml;
   EXPECT_EQ(run({"dmarc", eml.string()}).status, 0);
+  const fs::path gz = aggregate_dir() / "fastmail.com!example.com!1516060800!1516147199!102675056.xml.gz";
+  const fs::path zip =
+      aggregate_dir() / "estadocuenta1.infonacot.gob.mx!example.com!1536853302!1536939702!2940.xml.zip";
+  ASSERT_TRUE(fs::exists(gz) && fs::exists(zip));
+  const auto archives = run({"dmarc", gz.string(), zip.string()});
+  EXPECT_EQ(archives.status, 0) << archives.err;
+  EXPECT_NE(archives.out.find("2 files, 2 reports"), std::string::npos) << archives.out;
   const fs::path conf = dir_ / "chainmail.conf";
   std::ofstream(conf) << "[directory]\nldif_file = \"/dev/null\"\n";
   EXPECT_EQ(run({"route", "--config", conf.string(), "nobody@example.org"}).status, 1);
 
-  // A copy of the command without its modules: report files still read; messages and routes say why not.
+  // A copy of the command without its modules: XML report files still read; messages, compressed reports and
+  // routes say why not.
   fs::create_directories(dir_ / "bin");
   fs::copy_file(CHAINMAIL_BIN, dir_ / "bin" / "chainmail");
   const fs::path lone = dir_ / "bin" / "chainmail";
@@ -274,6 +284,10 @@ TEST_F(DmarcCli, ModulesAreLoadedOnlyWhenNeeded) {
   EXPECT_EQ(message.status, 1);
   EXPECT_NE(message.err.find("mail messages cannot be read"), std::string::npos) << message.err;
   EXPECT_NE(message.err.find("chainmail-mime.so"), std::string::npos) << message.err;
+  const auto compressed = run_binary(lone, {"dmarc", gz.string()});
+  EXPECT_EQ(compressed.status, 1);
+  EXPECT_NE(compressed.err.find("compressed reports cannot be read"), std::string::npos) << compressed.err;
+  EXPECT_NE(compressed.err.find("chainmail-archive.so"), std::string::npos) << compressed.err;
   const auto route = run_binary(lone, {"route", "--config", conf.string(), "nobody@example.org"});
   EXPECT_EQ(route.status, 69) << route.err;  // EX_UNAVAILABLE
   EXPECT_NE(route.err.find("chainmail-directory.so"), std::string::npos) << route.err;

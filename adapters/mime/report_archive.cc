@@ -111,14 +111,6 @@ ExtractResult unzip(std::string_view data, const ArchiveLimits& limits) {
 
 }  // namespace
 
-ReportEncoding detect_report_encoding(std::string_view data) {
-  if (data.size() >= 2 && static_cast<unsigned char>(data[0]) == 0x1f &&
-      static_cast<unsigned char>(data[1]) == 0x8b)
-    return ReportEncoding::Gzip;
-  if (data.rfind("PK\x03\x04", 0) == 0 || data.rfind("PK\x05\x06", 0) == 0) return ReportEncoding::Zip;
-  return ReportEncoding::Plain;
-}
-
 ExtractResult extract_report(std::string_view data, const ArchiveLimits& limits) noexcept {
   try {
     switch (detect_report_encoding(data)) {

@@ -26,7 +26,13 @@ struct ArchiveLimits {
 
 enum class ReportEncoding { Plain, Gzip, Zip };
 
-ReportEncoding detect_report_encoding(std::string_view data);
+// Inline: programs that only need to know (`chainmail dmarc` before it loads its archive module) must not
+// link libarchive for it.
+inline ReportEncoding detect_report_encoding(std::string_view data) {
+  if (data.starts_with("\x1f\x8b")) return ReportEncoding::Gzip;
+  if (data.starts_with("PK\x03\x04") || data.starts_with("PK\x05\x06")) return ReportEncoding::Zip;
+  return ReportEncoding::Plain;
+}
 
 struct ExtractResult {
   std::optional<std::string> xml;  // the report document
