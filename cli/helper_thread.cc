@@ -112,12 +112,19 @@ void HelperThread::run_both(const std::function<void()>& first, const std::funct
   } catch (...) {
     ours = std::current_exception();
   }
+  s.expecting.store(false, std::memory_order_relaxed);
+  // If the helper has not even taken `second` yet (a new thread's first run can come late), it is run here:
+  // that ends no later than waiting for the helper to start it would.
+  if (s.task.exchange(nullptr, std::memory_order_acq_rel) != nullptr) {
+    if (ours) std::rethrow_exception(ours);
+    second();
+    return;
+  }
   // `second` lives in the caller's frame: whatever happened here, wait until the helper is done with it.
   const auto done = [&] { return s.finished.load(std::memory_order_acquire) != before; };
   if (!spin_until(done)) {
     while (!done()) s.finished.wait(before, std::memory_order_acquire);
   }
-  s.expecting.store(false, std::memory_order_relaxed);
   if (auto theirs = std::exchange(s.error, nullptr)) std::rethrow_exception(theirs);
   if (ours) std::rethrow_exception(ours);
 }

@@ -35,8 +35,10 @@ class HelperThread {
   // The work that prepare() announced did not come (the file was not split): let the thread sleep again.
   void relax() noexcept;
 
-  // Runs `first` here and `second` on the helper thread; returns when both have finished. An exception from
-  // either is rethrown here once both have finished (`second`'s first).
+  // Runs `first` here and `second` on the helper thread; returns when both have finished. When `first` is
+  // done before the helper has taken `second`, `second` runs here too. An exception from either is rethrown
+  // here once both have finished (`second`'s first); if `first` throws and `second` was not taken, `second`
+  // does not run.
   void run_both(const std::function<void()>& first, const std::function<void()>& second);
 
   // Whether run_both() has a second thread (false with one CPU, or when none could be started).

@@ -1,6 +1,7 @@
-// helper_thread_test.cc - the helper thread: both tasks run (the second elsewhere when there are two CPUs),
-// exceptions come back after both ended, hand-overs in any order with prepare() and relax() lose nothing,
-// and a relaxed helper sleeps instead of spinning.
+// helper_thread_test.cc - the helper thread: both tasks run (the second elsewhere when there are two CPUs and
+// the helper takes it), exceptions come back after both ended, hand-overs in any order with prepare() and
+// relax() run each task exactly once (whether the helper or the caller ends up running the second), and a
+// relaxed helper sleeps instead of spinning.
 #include "cli/helper_thread.h"
 
 #include <gtest/gtest.h>
@@ -13,6 +14,12 @@
 
 namespace chainmail {
 namespace {
+
+// Waits (up to 10 s) until `flag` is set: a first task that must not end before the helper took the second.
+void await(const std::atomic<bool>& flag) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (!flag && std::chrono::steady_clock::now() < deadline) std::this_thread::yield();
+}
 
 // CPU time of the whole process (every thread) so far.
 std::chrono::microseconds process_cpu() {
@@ -28,10 +35,19 @@ TEST(HelperThread, RunsBothTasksTheSecondOnAnotherThread) {
   HelperThread helper;
   std::thread::id first_on;
   std::thread::id second_on;
-  helper.run_both([&] { first_on = std::this_thread::get_id(); },
-                  [&] { second_on = std::this_thread::get_id(); });
+  std::atomic<bool> second_started{false};
+  const bool two_cpus = std::thread::hardware_concurrency() > 1;
+  helper.run_both(
+      [&] {
+        first_on = std::this_thread::get_id();
+        if (two_cpus) await(second_started);  // else `second` is run here, after this
+      },
+      [&] {
+        second_on = std::this_thread::get_id();
+        second_started = true;
+      });
   EXPECT_EQ(first_on, std::this_thread::get_id());
-  if (std::thread::hardware_concurrency() > 1) {
+  if (two_cpus) {
     EXPECT_TRUE(helper.parallel());
     EXPECT_NE(second_on, std::this_thread::get_id());
     EXPECT_NE(second_on, std::thread::id());
@@ -57,17 +73,33 @@ TEST(HelperThread, ManyHandOversLoseNothing) {
 }
 
 TEST(HelperThread, ExceptionsComeBackAfterBothFinished) {
+  if (std::thread::hardware_concurrency() <= 1) GTEST_SKIP() << "one CPU: no helper thread";
   HelperThread helper;
+  std::atomic<bool> second_started{false};
   std::atomic<bool> second_done{false};
-  EXPECT_THROW(helper.run_both([] { throw std::runtime_error("first"); },
-                               [&] {
-                                 std::this_thread::sleep_for(std::chrono::milliseconds(30));
-                                 second_done = true;
-                               }),
+  EXPECT_THROW(helper.run_both(
+                   [&] {
+                     await(second_started);
+                     throw std::runtime_error("first");
+                   },
+                   [&] {
+                     second_started = true;
+                     std::this_thread::sleep_for(std::chrono::milliseconds(30));
+                     second_done = true;
+                   }),
                std::runtime_error);
-  EXPECT_TRUE(second_done);  // it was waited for although the first task failed at once
+  EXPECT_TRUE(second_done);  // it was waited for although the first task failed
+  second_started = false;
   try {
-    helper.run_both([] { throw std::runtime_error("first"); }, [] { throw std::logic_error("second"); });
+    helper.run_both(
+        [&] {
+          await(second_started);
+          throw std::runtime_error("first");
+        },
+        [&] {
+          second_started = true;
+          throw std::logic_error("second");
+        });
     FAIL() << "no exception";
   } catch (const std::logic_error& e) {
     EXPECT_STREQ(e.what(), "second");
