@@ -84,6 +84,36 @@ TEST(DmarcInput, BadFilesSayWhy) {
   EXPECT_FALSE(decode_report_file("", {}).errors.empty());
 }
 
+// A large file is read as two halves at once (the second by the helper thread, or here when it is late):
+// every byte lands where it belongs, for a report and for a large file that is not one, file after file
+// with the same helper.
+TEST(DmarcInput, LargeFilesReadInTwoHalvesAsInOne) {
+  const fs::path large = samples() / "aggregate" / "!large-example.com!1711897200!1711983600.xml";
+  const auto serial = parse_aggregate_report(slurp(large));
+  ASSERT_TRUE(serial.ok()) << serial.error;
+  char dir_template[] = "/tmp/chainmail-dmarc-input-XXXXXX";
+  ASSERT_NE(::mkdtemp(dir_template), nullptr);
+  const fs::path dir = dir_template;
+  // 300 KiB of text whose every byte says where it is: a half read to the wrong place would not parse.
+  std::string text = "<feedback>";
+  while (text.size() < std::size_t{300} * 1024) text += "<!-- " + std::to_string(text.size()) + " -->";
+  std::ofstream(dir / "b-not-closed.xml") << text;
+  fs::copy_file(large, dir / "a.xml");
+  fs::copy_file(large, dir / "c.xml");
+  std::vector<AggregateReport> reports;
+  std::vector<std::string> bad;
+  const auto stats = for_each_report(
+      {dir}, {}, [&](const fs::path&, const AggregateReport& r) { reports.push_back(r); },
+      [&](const fs::path& f, const std::string& why) { bad.push_back(f.filename().string() + ": " + why); });
+  fs::remove_all(dir);
+  EXPECT_EQ(stats.files, 3U);
+  ASSERT_EQ(reports.size(), 2U);
+  EXPECT_EQ(reports[0], *serial.report);
+  EXPECT_EQ(reports[1], *serial.report);
+  ASSERT_EQ(bad.size(), 1U);
+  EXPECT_EQ(bad[0].rfind("b-not-closed.xml: line ", 0), 0U) << bad[0];  // libxml2 saw the end, unclosed
+}
+
 TEST(DmarcInput, FileSizeCap) {
   ReportReadLimits limits;
   limits.max_file_bytes = 100;

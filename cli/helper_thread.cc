@@ -48,7 +48,7 @@ struct HelperThread::Shared {
   std::atomic<std::uint32_t> posted{0};    // bumped by the caller: a task, a wake-up (prepare) or stop
   std::atomic<std::uint32_t> finished{0};  // bumped by the helper after each task
   std::atomic<const std::function<void()>*> task{nullptr};
-  std::atomic<bool> expecting{false};  // prepare() without its run_both() or relax() yet: spin, do not sleep
+  std::atomic<bool> expecting{false};  // between prepare() and relax(): spin, do not sleep
   std::atomic<bool> stop{false};
   std::exception_ptr error;  // the task's exception; written before `finished` is bumped, read after
 };
@@ -114,7 +114,6 @@ void HelperThread::run_both(const std::function<void()>& first, const std::funct
   } catch (...) {
     ours = std::current_exception();
   }
-  s.expecting.store(false, std::memory_order_relaxed);
   // If the helper has not even taken `second` yet (a new thread's first run can come late), it is run here:
   // that ends no later than waiting for the helper to start it would.
   if (s.task.exchange(nullptr, std::memory_order_acq_rel) != nullptr) {

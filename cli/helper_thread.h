@@ -1,15 +1,17 @@
-// helper_thread.h - the second thread that reads half of a large DMARC report (core's RunBoth).
+// helper_thread.h - the second thread of `chainmail dmarc`: it reads half of a large file, then parses half
+// of the report in it (core's RunBoth).
 //
 // One thread for the whole command, not one per report: a folder of large reports pays for one thread start.
-// The command calls prepare() when it is about to read a file large enough to be split, so that the thread
-// is started (or woken) while the file is read, and run_both() then hands it its half at once.
+// The command calls prepare() when it meets a file large enough to share out, so that the thread is started
+// (or woken) at once; run_both() then hands it its halves, first of the read, then of the parse; relax()
+// after the file lets it sleep again.
 //
 // Why it spins: on the virtual machines mail hosts run on, waking a thread that sleeps on an idle virtual CPU
 // was measured at about a millisecond (the hypervisor must run the halted vCPU again), both for a new
 // thread's first run and for the wake-up at join; that is a tenth of a 1 MB report's whole run. So each side
 // waits for the other by spinning for a bounded time (kSpinLimit) before it sleeps: the helper from
-// prepare() until its half arrives, the caller from finishing its own half until the helper has finished
-// its. Outside those moments the helper sleeps (a futex wait), costing nothing.
+// prepare() until relax() (or the limit), between its tasks, and the caller from finishing its own half
+// until the helper has finished its. Outside those moments the helper sleeps (a futex wait), costing nothing.
 //
 // Without a second CPU, or when no thread can be started, run_both() runs both tasks on the caller's thread,
 // one after the other.
@@ -30,9 +32,9 @@ class HelperThread {
   HelperThread(const HelperThread&) = delete;
   HelperThread& operator=(const HelperThread&) = delete;
 
-  // Work is coming: start the thread, or wake it, and have it spin until run_both() or relax().
+  // Work is coming: start the thread, or wake it, and have it spin (waiting for run_both()) until relax().
   void prepare() noexcept;
-  // The work that prepare() announced did not come (the file was not split): let the thread sleep again.
+  // No more work for now: let the thread sleep once it is done with its task.
   void relax() noexcept;
 
   // Runs `first` here and `second` on the helper thread; returns when both have finished. When `first` is
