@@ -395,7 +395,13 @@ std::vector<Piece> resinfo_pieces(const MethodResult& m) {
   check_keyword("result", m.result);
   std::vector<Piece> pieces;
   pieces.push_back({m.method + "=" + m.result, false});
-  if (!m.comment.empty()) add_pieces(pieces, "(" + escape(sanitize(m.comment), "()\\") + ")", true);
+  if (!m.comment.empty()) {
+    // Built piecewise: GCC 12 warns (-Wrestrict, falsely) on "(" + std::string + ")".
+    std::string comment = "(";
+    comment += escape(sanitize(m.comment), "()\\");
+    comment += ')';
+    add_pieces(pieces, comment, true);
+  }
   if (!m.reason.empty()) {
     const auto r = sanitize(m.reason);
     if (is_token(r)) {
