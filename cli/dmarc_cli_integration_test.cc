@@ -257,6 +257,18 @@ TEST_F(DmarcCli, ModulesAreLoadedOnlyWhenNeeded) {
   for (const char* lib :
        {"libldap", "libsasl2", "libgnutls", "libgmime", "libglib", "libgpgme", "libarchive"})
     EXPECT_EQ(needed.find(lib), std::string::npos) << lib << " is linked into the command:\n" << needed;
+  // CHAINMAIL_STATIC_COMMAND (cli/CMakeLists.txt): libxml2 and its libraries, and outside sanitizer builds
+  // the C++ runtime, are linked in.
+  if (CHAINMAIL_STATIC_LIBXML2) {
+    for (const char* lib : {"libxml2", "libicu", "liblzma", "libz."})
+      EXPECT_EQ(needed.find(lib), std::string::npos) << lib << " is a shared library of the command:\n"
+                                                     << needed;
+  }
+  if (CHAINMAIL_STATIC_CXX_RUNTIME) {
+    for (const char* lib : {"libstdc++", "libgcc_s"})
+      EXPECT_EQ(needed.find(lib), std::string::npos) << lib << " is a shared library of the command:\n"
+                                                     << needed;
+  }
 
   // The modules work from the build tree: a message (GMime), gzip and zip reports (libarchive) and a route
   // (OpenLDAP, here an LDIF directory).
