@@ -104,6 +104,9 @@ std::string decode_document(std::string_view data, const ReportReadLimits& limit
     extracted = std::move(result.xml);
     xml = *extracted;
   }
+  // A document that will be parsed serially has no work for the helper, which has been spinning since the
+  // read (read_file's prepare()): let it sleep rather than spin through the parse.
+  if (xml.size() < kReportSplitMinBytes || xml.size() > kReportSplitMaxBytes) helper.relax();
   const RunBoth run_both = [&helper](const std::function<void()>& first,
                                      const std::function<void()>& second) { helper.run_both(first, second); };
   auto parsed = parse_aggregate_report(xml, limits.parse, run_both, kReportSplitMinBytes);
