@@ -45,8 +45,7 @@ std::string default_config_path() {
 template <typename Command>
 int run_directory_command(const char* entry, const Command& command) {
   std::string why;
-  using Entry = int (*)(const Command*) noexcept;
-  auto* run = reinterpret_cast<Entry>(chainmail::module_symbol("chainmail-directory", entry, why));
+  auto* run = chainmail::module_function<int(const Command*) noexcept>("chainmail-directory", entry, why);
   if (run == nullptr) {
     std::cerr << "chainmail: " << why << "\n";
     return EX_UNAVAILABLE;

@@ -23,4 +23,12 @@ namespace chainmail {
 // Thread-safe.
 void* module_symbol(std::string_view name, const char* symbol, std::string& why);
 
+// module_symbol() as a pointer to a function of type F: the caller names the entry point's declared type
+// (decltype of its declaration in the module's header), so that its call is checked against it, and the
+// one conversion from a data pointer to a function pointer (which dlsym(3) guarantees on POSIX) is here.
+template <typename F>
+F* module_function(std::string_view name, const char* symbol, std::string& why) {
+  return reinterpret_cast<F*>(module_symbol(name, symbol, why));
+}
+
 }  // namespace chainmail

@@ -12,9 +12,8 @@ namespace chainmail {
 ExtractResult extract_report(std::string_view data, const ArchiveLimits& limits) noexcept {
   try {
     std::string why;
-    using Entry = decltype(&chainmail_extract_report);  // the type the symbol must have
-    auto* entry =
-        reinterpret_cast<Entry>(module_symbol("chainmail-archive", "chainmail_extract_report", why));
+    auto* entry = module_function<decltype(chainmail_extract_report)>("chainmail-archive",
+                                                                      "chainmail_extract_report", why);
     if (entry == nullptr) return {std::nullopt, "compressed reports cannot be read: " + why};
     ExtractResult out;
     if (!entry(data.data(), data.size(), &limits, &out)) return {std::nullopt, "out of memory"};

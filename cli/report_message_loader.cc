@@ -9,8 +9,8 @@ namespace chainmail {
 
 bool classify_message(std::string_view message, ClassifiedMessage& out, std::string& why) noexcept {
   try {
-    using Entry = decltype(&chainmail_classify_message);  // the type the symbol must have
-    auto* entry = reinterpret_cast<Entry>(module_symbol("chainmail-mime", "chainmail_classify_message", why));
+    auto* entry = module_function<decltype(chainmail_classify_message)>("chainmail-mime",
+                                                                        "chainmail_classify_message", why);
     if (entry == nullptr) {
       why = "mail messages cannot be read: " + why;
       return false;
