@@ -13,6 +13,8 @@
 #include <cstring>
 #include <memory>
 #include <mutex>
+#include <optional>
+#include <span>
 #include <system_error>
 #include <thread>
 
@@ -46,15 +48,10 @@ std::string read_range(int fd, char* to, std::size_t n, std::size_t from) {
   return {};
 }
 
-// Reads a whole regular file of at most `max` bytes; false with a reason otherwise. pread(2) into a buffer
-// that is not zeroed first, no iostream: one copy from the page cache. O_NONBLOCK: a FIFO is refused, not
-// waited on.
-// A large file is read as two halves at once, the second by the helper thread: the time goes into page
-// faults on the fresh buffer (about 2 us per 4 KiB page on a virtual machine), which two threads take in
-// parallel. The helper is first woken (prepare()), and stays ready for the parse that follows.
-bool read_file(const fs::path& file, std::size_t max, HelperThread& helper, FileBytes& out,
-               std::string& why) {
-  const UniqueFd fd(::open(file.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK));
+// Opens a regular file of at most `max` bytes; false with a reason otherwise. O_NONBLOCK: a FIFO is refused,
+// not waited on.
+bool open_file(const fs::path& file, std::size_t max, UniqueFd& fd, std::size_t& size, std::string& why) {
+  fd = UniqueFd(::open(file.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK));
   if (!fd.valid()) {
     why = std::strerror(errno);
     return false;
@@ -68,31 +65,46 @@ bool read_file(const fs::path& file, std::size_t max, HelperThread& helper, File
     why = "not a regular file";
     return false;
   }
-  const auto size = static_cast<std::size_t>(st.st_size);
+  size = static_cast<std::size_t>(st.st_size);
   if (size > max) {
     why = "larger than " + std::to_string(max) + " bytes";
     return false;
   }
+  return true;
+}
+
+// Reads the whole file: pread(2) into a buffer that is not zeroed first, no iostream: one copy from the page
+// cache. A large file is read as two halves at once, the second by the helper thread: the time goes into
+// page faults on the fresh buffer (about 2 us per 4 KiB page on a virtual machine), which two threads take
+// in parallel. The helper is first woken (prepare()), and stays ready for the parse that follows.
+bool read_whole(int fd, std::size_t size, HelperThread& helper, FileBytes& out, std::string& why) {
   out.bytes = std::make_unique_for_overwrite<char[]>(std::max<std::size_t>(size, 1));
   out.size = size;
   char* const to = out.bytes.get();
   if (size < kReportSplitMinBytes) {
-    why = read_range(fd.get(), to, size, 0);
+    why = read_range(fd, to, size, 0);
     return why.empty();
   }
   helper.prepare();
   const std::size_t half = size / 2;
   std::string second_why;
-  helper.run_both([&] { why = read_range(fd.get(), to, half, 0); },
-                  [&] { second_why = read_range(fd.get(), to + half, size - half, half); });
+  helper.run_both([&] { why = read_range(fd, to, half, 0); },
+                  [&] { second_why = read_range(fd, to + half, size - half, half); });
   if (why.empty()) why = std::move(second_why);
   return why.empty();
 }
 
-// Parses one report document (raw, gzip or zip bytes) into `into`; returns the reason on failure. A large
-// report is read as two halves at once (core/dmarc_report.h), the second on the helper thread.
+RunBoth on(HelperThread& helper) {
+  return [&helper](const std::function<void()>& first, const std::function<void()>& second) {
+    helper.run_both(first, second);
+  };
+}
+
+// Parses one report document (raw, gzip or zip bytes) into `into`; returns the reason on failure. A report
+// of at least min_split bytes is read as two halves at once (core/dmarc_report.h), the second on the helper
+// thread.
 std::string decode_document(std::string_view data, const ReportReadLimits& limits, HelperThread& helper,
-                            std::vector<AggregateReport>& into) {
+                            std::size_t min_split, std::vector<AggregateReport>& into) {
   std::optional<std::string> extracted;
   std::string_view xml = data;
   if (detect_report_encoding(data) == ReportEncoding::Plain) {
@@ -105,45 +117,13 @@ std::string decode_document(std::string_view data, const ReportReadLimits& limit
     xml = *extracted;
   }
   // A document that will be parsed serially has no work for the helper, which has been spinning since the
-  // read (read_file's prepare()): let it sleep rather than spin through the parse.
-  if (xml.size() < kReportSplitMinBytes || xml.size() > kReportSplitMaxBytes) helper.relax();
-  const RunBoth run_both = [&helper](const std::function<void()>& first,
-                                     const std::function<void()>& second) { helper.run_both(first, second); };
-  auto parsed = parse_aggregate_report(xml, limits.parse, run_both, kReportSplitMinBytes);
+  // read (read_whole()'s prepare()): let it sleep rather than spin through the parse.
+  if (xml.size() < std::max(min_split, kReportSplitMinBytes) || xml.size() > kReportSplitMaxBytes)
+    helper.relax();
+  auto parsed = parse_aggregate_report(xml, limits.parse, on(helper), min_split);
   if (!parsed.ok()) return parsed.error;
   into.push_back(std::move(*parsed.report));
   return {};
-}
-
-void walk(const fs::path& path, const ReportReadLimits& limits, HelperThread& helper,
-          const ReportSink& report, const BadSink& bad, ReportWalkStats& stats) {
-  FileBytes data;
-  std::string why;
-  const bool read = read_file(path, limits.max_file_bytes, helper, data, why);
-  if (!read) {
-    helper.relax();
-    ++stats.bad;
-    bad(path, why);
-    return;
-  }
-  ++stats.files;
-  stats.bytes += data.size;
-  auto decoded = decode_report_file(data.view(), limits, helper);
-  helper.relax();
-  data = {};  // the bytes are not needed once parsed
-  if (decoded.reports.empty()) {
-    ++stats.bad;
-    bad(path, decoded.errors.empty() ? std::string("no aggregate report") : decoded.errors.front());
-    return;
-  }
-  for (const auto& e : decoded.errors) {
-    ++stats.bad;
-    bad(path, e);
-  }
-  for (const auto& r : decoded.reports) {
-    ++stats.reports;
-    report(path, r);
-  }
 }
 
 // An XML document (a byte order mark and white space allowed before its first '<'); a mail message never
@@ -154,18 +134,12 @@ bool looks_like_xml(std::string_view data) {
   return first != std::string_view::npos && data[first] == '<';
 }
 
-}  // namespace
-
-DecodedFile decode_report_file(std::string_view data, const ReportReadLimits& limits) {
-  HelperThread helper;
-  return decode_report_file(data, limits, helper);
-}
-
-DecodedFile decode_report_file(std::string_view data, const ReportReadLimits& limits, HelperThread& helper) {
+DecodedFile decode_file(std::string_view data, const ReportReadLimits& limits, HelperThread& helper,
+                        std::size_t min_split) {
   DecodedFile out;
   if (detect_report_encoding(data) != ReportEncoding::Plain || looks_like_aggregate_report(data) ||
       looks_like_xml(data)) {
-    if (auto e = decode_document(data, limits, helper, out.reports); !e.empty())
+    if (auto e = decode_document(data, limits, helper, min_split, out.reports); !e.empty())
       out.errors.push_back(std::move(e));
     return out;
   }
@@ -180,10 +154,89 @@ DecodedFile decode_report_file(std::string_view data, const ReportReadLimits& li
     return out;
   }
   for (const auto& part : classified.reports) {
-    if (auto e = decode_document(part.data, limits, helper, out.reports); !e.empty())
+    if (auto e = decode_document(part.data, limits, helper, min_split, out.reports); !e.empty())
       out.errors.push_back((part.filename.empty() ? std::string("report part") : part.filename) + ": " + e);
   }
   return out;
+}
+
+// A large plain report parsed as two halves straight from the file (core's parse_aggregate_report_at()),
+// never read into one buffer: on a virtual machine the fresh pages of that buffer (256 for a 1 MB report)
+// cost more than reading the bytes. Core cuts only a document whose root start tag is in its first bytes and
+// is <feedback>, which decode_file() would take, bytes in memory, for a plain report (no gzip or zip magic,
+// looks like an aggregate report): the same path, and the same result. nullopt when it was not parsed that
+// way; min_split then says whether the whole file is still worth cutting (not after its halves were read
+// and failed: they would fail again, and only the serial parse's verdict is wanted).
+std::optional<DecodedFile> decode_in_halves(int fd, std::size_t size, const ReportReadLimits& limits,
+                                            HelperThread& helper, std::size_t& min_split) {
+  if (size < kReportSplitMinBytes || size > kReportSplitMaxBytes || size > limits.archive.max_bytes)
+    return std::nullopt;
+  helper.prepare();
+  const ReadAt read_at = [fd](std::size_t offset, std::span<char> to) {
+    return read_range(fd, to.data(), to.size(), offset).empty();
+  };
+  ReportSplit path = ReportSplit::none;
+  auto parsed =
+      parse_aggregate_report_at(size, read_at, limits.parse, on(helper), kReportSplitMinBytes, &path);
+  if (!parsed) {
+    if (path == ReportSplit::fell_back) min_split = SIZE_MAX;
+    return std::nullopt;
+  }
+  DecodedFile out;
+  if (parsed->ok()) {
+    out.reports.push_back(std::move(*parsed->report));
+  } else {
+    out.errors.push_back(std::move(parsed->error));
+  }
+  return out;
+}
+
+void walk(const fs::path& path, const ReportReadLimits& limits, HelperThread& helper,
+          const ReportSink& report, const BadSink& bad, ReportWalkStats& stats) {
+  UniqueFd fd;
+  std::size_t size = 0;
+  std::string why;
+  std::size_t min_split = kReportSplitMinBytes;
+  auto decoded = open_file(path, limits.max_file_bytes, fd, size, why)
+                     ? decode_in_halves(fd.get(), size, limits, helper, min_split)
+                     : std::nullopt;
+  if (!decoded && why.empty()) {
+    FileBytes data;
+    if (read_whole(fd.get(), size, helper, data, why))
+      decoded = decode_file(data.view(), limits, helper, min_split);
+  }
+  helper.relax();
+  if (!decoded) {
+    ++stats.bad;
+    bad(path, why);
+    return;
+  }
+  ++stats.files;
+  stats.bytes += size;
+  if (decoded->reports.empty()) {
+    ++stats.bad;
+    bad(path, decoded->errors.empty() ? std::string("no aggregate report") : decoded->errors.front());
+    return;
+  }
+  for (const auto& e : decoded->errors) {
+    ++stats.bad;
+    bad(path, e);
+  }
+  for (const auto& r : decoded->reports) {
+    ++stats.reports;
+    report(path, r);
+  }
+}
+
+}  // namespace
+
+DecodedFile decode_report_file(std::string_view data, const ReportReadLimits& limits) {
+  HelperThread helper;
+  return decode_report_file(data, limits, helper);
+}
+
+DecodedFile decode_report_file(std::string_view data, const ReportReadLimits& limits, HelperThread& helper) {
+  return decode_file(data, limits, helper, kReportSplitMinBytes);
 }
 
 ReportWalkStats for_each_report(const std::vector<fs::path>& paths, const ReportReadLimits& limits,

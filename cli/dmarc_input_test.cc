@@ -114,6 +114,41 @@ TEST(DmarcInput, LargeFilesReadInTwoHalvesAsInOne) {
   EXPECT_EQ(bad[0].rfind("b-not-closed.xml: line ", 0), 0U) << bad[0];  // libxml2 saw the end, unclosed
 }
 
+// A large plain report is parsed as two halves straight from the file, never read whole; when a half fails
+// (a NUL byte, a broken record, a limit), the file is read whole and the serial parse gives the verdict,
+// the same as for its bytes in memory.
+TEST(DmarcInput, LargeFilesThatFailInAHalfGetTheSerialVerdict) {
+  const auto xml = slurp(samples() / "aggregate" / "!large-example.com!1711897200!1711983600.xml");
+  const auto tail_record = xml.find("<source_ip>", xml.size() * 3 / 4) + 11;
+  auto nul = xml;
+  nul[tail_record] = '\0';
+  auto bad_ip = xml;
+  bad_ip.insert(tail_record, "x");
+  char dir_template[] = "/tmp/chainmail-dmarc-input-XXXXXX";
+  ASSERT_NE(::mkdtemp(dir_template), nullptr);
+  const fs::path dir = dir_template;
+  std::ofstream(dir / "nul.xml") << nul;
+  std::ofstream(dir / "bad-ip.xml") << bad_ip;
+  ReportReadLimits few_records;
+  few_records.parse.max_records = 1000;
+  for (const auto& [file, limits] :
+       {std::pair{"nul.xml", ReportReadLimits{}}, std::pair{"bad-ip.xml", ReportReadLimits{}},
+        std::pair{"bad-ip.xml", few_records}}) {
+    const auto in_memory = decode_report_file(slurp(dir / file), limits);
+    ASSERT_EQ(in_memory.errors.size(), 1U) << file;
+    std::vector<std::string> bad;
+    const auto stats = for_each_report(
+        {dir / file}, limits, [](const fs::path&, const AggregateReport&) {},
+        [&](const fs::path&, const std::string& why) { bad.push_back(why); });
+    EXPECT_EQ(stats.files, 1U) << file;
+    EXPECT_EQ(stats.reports, 0U) << file;
+    EXPECT_EQ(bad, in_memory.errors) << file;
+  }
+  EXPECT_EQ(decode_report_file(nul, {}).errors[0], "NUL byte in document (not UTF-8 XML)");
+  EXPECT_EQ(decode_report_file(bad_ip, {}).errors[0].rfind("record ", 0), 0U);
+  fs::remove_all(dir);
+}
+
 TEST(DmarcInput, FileSizeCap) {
   ReportReadLimits limits;
   limits.max_file_bytes = 100;

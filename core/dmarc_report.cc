@@ -13,6 +13,7 @@
 #include <atomic>
 #include <charconv>
 #include <climits>
+#include <cstring>
 #include <functional>
 #include <initializer_list>
 #include <iterator>
@@ -119,22 +120,59 @@ using report_fields::child_field;
 using report_fields::Field;
 using report_fields::kHasText;
 
+// One piece of what a Parser reads: bytes in memory, or, when `document` is set, the range
+// [offset, offset + length) of a document that is read through it (parse_aggregate_report_at()).
+struct Piece {
+  std::string_view bytes;
+  const ReadAt* document = nullptr;
+  std::size_t offset = 0;
+  std::size_t length = 0;
+
+  bool empty() const { return document == nullptr ? bytes.empty() : length == 0; }
+};
+// A whole document is one piece; a half of a split one is up to three (see split_parse()).
+using Pieces = std::array<Piece, 3>;
+
 // The document, handed to libxml2 piece by piece (an xmlInputReadCallback): the pieces in turn, so that a
-// half of a split document is read from the caller's buffer without being copied together first.
-struct MemorySource {
-  std::array<std::string_view, 2> pieces;  // the second may be empty
+// half of a split document is read from the caller's buffer, or straight from the caller's file, without
+// being copied together first.
+struct PieceSource {
+  Pieces pieces;
   std::size_t at = 0;
+  // Set when a piece could not be read, or held a NUL byte (refused_unread() looks for those in a document
+  // in memory before it is parsed; a document read piece by piece is looked at as it comes). The parse
+  // then fails whatever libxml2 makes of the shortened input.
+  const char* failed = nullptr;
 
   static int read(void* context, char* buffer, int len) noexcept {
-    auto* self = static_cast<MemorySource*>(context);
-    if (len <= 0) return 0;
+    auto* self = static_cast<PieceSource*>(context);
+    if (len <= 0 || self->failed != nullptr) return 0;
     while (self->at < self->pieces.size() && self->pieces[self->at].empty()) ++self->at;
     if (self->at == self->pieces.size()) return 0;
     auto& rest = self->pieces[self->at];
-    const std::size_t n = std::min(rest.size(), static_cast<std::size_t>(len));
-    std::copy_n(rest.data(), n, buffer);
-    rest.remove_prefix(n);
+    if (rest.document == nullptr) {
+      const std::size_t n = std::min(rest.bytes.size(), static_cast<std::size_t>(len));
+      std::copy_n(rest.bytes.data(), n, buffer);
+      rest.bytes.remove_prefix(n);
+      return static_cast<int>(n);
+    }
+    // Straight into libxml2's own buffer, which it reuses: no copy of the document is ever made whole.
+    const std::size_t n = std::min(rest.length, static_cast<std::size_t>(len));
+    bool read = false;
+    try {
+      read = (*rest.document)(rest.offset, {buffer, n});
+    } catch (...) {  // NOLINT(bugprone-empty-catch): `read` stays false
+    }
+    if (!read) return self->fail("the document could not be read");
+    if (std::memchr(buffer, 0, n) != nullptr) return self->fail("NUL byte in document (not UTF-8 XML)");
+    rest.offset += n;
+    rest.length -= n;
     return static_cast<int>(n);
+  }
+
+  int fail(const char* why) {
+    failed = why;
+    return -1;
   }
 };
 
@@ -154,7 +192,7 @@ class Parser {
   ReportParseResult run(std::string_view xml) {
     if (auto why = refused_unread(xml); !why.empty()) return fail(std::move(why));
     reserve_records(report_.records, xml.size(), limits_);
-    if (!read({xml, {}})) return fail(error_);
+    if (!read({Piece{xml}})) return fail(error_);
     return result();
   }
 
@@ -170,7 +208,7 @@ class Parser {
 
   // Reads the document made of the pieces (in turn) with libxml2: true when it is well-formed and broke no
   // rule or limit on the way, else error() says why. Never throws.
-  bool read(const std::array<std::string_view, 2>& pieces) noexcept {
+  bool read(const Pieces& pieces) noexcept {
     try {
       read_pieces(pieces);
     } catch (...) {
@@ -203,15 +241,15 @@ class Parser {
   }
 
  private:
-  void read_pieces(const std::array<std::string_view, 2>& pieces) {
+  void read_pieces(const Pieces& pieces) {
     init_libxml();
     // SAX2, not xmlTextReader: the reader builds and frees a tree node for every element and text, which
     // was half the time on large reports; these callbacks see the same events without any tree.
     // Fed through a read callback, not xmlCreateMemoryParserCtxt(): that copies the whole document into a
     // buffer of libxml2's first (1 MB of fresh pages, faulted in one by one, for a 1 MB report); this way
     // libxml2 reads it in small pieces into a buffer it reuses. Parsing itself is the same pull parser.
-    MemorySource source{pieces};
-    ParserCtxt ctxt(xmlCreateIOParserCtxt(nullptr, nullptr, &MemorySource::read, nullptr, &source,
+    PieceSource source{pieces};
+    ParserCtxt ctxt(xmlCreateIOParserCtxt(nullptr, nullptr, &PieceSource::read, nullptr, &source,
                                           XML_CHAR_ENCODING_NONE));
     if (!ctxt || ctxt->sax == nullptr) {
       error_ = "cannot create the XML parser";
@@ -238,6 +276,7 @@ class Parser {
 
     const int rc = xmlParseDocument(ctxt.get());
     ctxt_ = nullptr;
+    if (source.failed != nullptr) error_ = source.failed;
     if (error_.empty() && (rc != 0 || ctxt->wellFormed == 0)) error_ = "not well-formed XML";
   }
 
@@ -642,15 +681,10 @@ bool split_safe_encoding(std::string_view xml) {
   return n.size() == 12 && n.rfind("windows-125", 0) == 0 && digits(n.substr(11));
 }
 
-struct Cut {
-  std::size_t root_end;  // the '>' ending the root start tag
-  std::size_t at;        // the "<record>" the document is cut before
-};
-
-// Where to cut the document: before the first "<record>" at or after its middle (else the last one before
-// it), behind the root start tag. Only an unprefixed <feedback> root is cut, so that the tail's records are
-// matched against the same namespace declarations as the whole document's.
-std::optional<Cut> find_cut(std::string_view xml) {
+// Where the root start tag ends (its '>'), when the document's root is an unprefixed <feedback> with content.
+// Only such a root is cut, so that the tail's records are matched against the same namespace declarations
+// as the whole document's.
+std::optional<std::size_t> find_root_end(std::string_view xml) {
   const auto root = skip_prolog(xml);
   if (root == std::string_view::npos || xml.compare(root, 9, "<feedback") != 0 || root + 9 >= xml.size())
     return std::nullopt;
@@ -670,16 +704,15 @@ std::optional<Cut> find_cut(std::string_view xml) {
     }
   }
   if (end >= xml.size() || xml[end - 1] == '/') return std::nullopt;  // not there, or <feedback/>
-  const std::size_t body = end + 1;
-  const std::size_t middle = xml.size() / 2;
-  auto at = xml.find(kRecordTag, std::max(body, middle));
-  if (at == std::string_view::npos && middle > body) {
-    at = xml.rfind(kRecordTag, middle);
-    if (at != std::string_view::npos && at < body) at = std::string_view::npos;
-  }
-  if (at == std::string_view::npos) return std::nullopt;
-  return Cut{end, at};
+  return end;
 }
+
+// The document cut in two: what each half reads, in turn.
+struct Halves {
+  Pieces head;
+  Pieces tail;
+  std::size_t tail_bytes = 0;  // of the document, from the cut on
+};
 
 // The speculative split. The head is xml[0, cut) + "</feedback>"; the tail is the prolog and root start tag
 // followed by xml[cut, end). Both are read by the serial parser's code with the same options and callbacks,
@@ -698,13 +731,14 @@ std::optional<Cut> find_cut(std::string_view xml) {
 // - The Parser's state at the cut that a record depends on is the same in both (the depth, the open fields,
 //   the root namespace); what carries over is only the metadata and policy seen (the tail refuses those) and
 //   the record count (checked on the sum). The schema rules are checked once, on the merged report.
-// Whatever fails (well-formedness, a limit, a rule, a thread that could not be started) costs a serial parse,
-// which then decides alone, with its own messages and line numbers.
-std::optional<ReportParseResult> split_parse(std::string_view xml, const ReportParseLimits& limits,
-                                             const RunBoth& run_both, ReportSplit& path) {
-  if (!Parser::refused_unread(xml).empty() || !split_safe_encoding(xml)) return std::nullopt;
-  const auto cut = find_cut(xml);
-  if (!cut) return std::nullopt;
+// - Every byte of the document is read by one half or the other (the tail skips only what the head reads),
+//   so a NUL byte anywhere, which refused_unread() finds in a document in memory, fails a half when the
+//   document is read piece by piece.
+// Whatever fails (well-formedness, a limit, a rule, a read, a thread that could not be started) costs a
+// serial parse, which then decides alone, with its own messages and line numbers.
+std::optional<ReportParseResult> read_halves(const Halves& halves, std::size_t document_bytes,
+                                             const ReportParseLimits& limits, const RunBoth& run_both,
+                                             ReportSplit& path) {
   init_libxml();  // on this thread, before two threads use libxml2 (xmlInitParser is not thread-safe)
   // Each on cache lines of its own: side by side on this stack, one parser's constantly written members
   // (text, depth) would share lines with the other's constantly read ones.
@@ -720,17 +754,15 @@ std::optional<ReportParseResult> split_parse(std::string_view xml, const ReportP
   Half tail{Parser(limits, Part::tail, &abandoned.set)};
   // The head's vector has room for the whole document's records, so the tail's move in without a copy of
   // the head's.
-  reserve_records(head.parser.records(), xml.size(), limits);
-  reserve_records(tail.parser.records(), xml.size() - cut->at, limits);
+  reserve_records(head.parser.records(), document_bytes, limits);
+  reserve_records(tail.parser.records(), halves.tail_bytes, limits);
   // Each half checks its own records where it runs: that work is then done on both threads at once.
-  const auto read_half = [&abandoned](Half& half, const std::array<std::string_view, 2>& pieces) {
+  const auto read_half = [&abandoned](Half& half, const Pieces& pieces) {
     half.ok = half.parser.read(pieces) && half.parser.records_follow_schema();
     if (!half.ok) abandoned.set.store(true, std::memory_order_relaxed);
   };
-  const std::function<void()> first = [&] { read_half(head, {xml.substr(0, cut->at), kCloseRoot}); };
-  const std::function<void()> second = [&] {
-    read_half(tail, {xml.substr(0, cut->root_end + 1), xml.substr(cut->at)});
-  };
+  const std::function<void()> first = [&] { read_half(head, halves.head); };
+  const std::function<void()> second = [&] { read_half(tail, halves.tail); };
   path = ReportSplit::fell_back;
   run_both(first, second);
   if (!head.ok || !tail.ok) return std::nullopt;
@@ -741,6 +773,63 @@ std::optional<ReportParseResult> split_parse(std::string_view xml, const ReportP
   path = ReportSplit::merged;
   head.parser.records_checked();
   return head.parser.result();
+}
+
+// A document in memory is cut before the first "<record>" at or after its middle (else the last one before
+// it), behind the root start tag.
+std::optional<ReportParseResult> split_parse(std::string_view xml, const ReportParseLimits& limits,
+                                             const RunBoth& run_both, ReportSplit& path) {
+  if (!Parser::refused_unread(xml).empty() || !split_safe_encoding(xml)) return std::nullopt;
+  const auto root_end = find_root_end(xml);
+  if (!root_end) return std::nullopt;
+  const std::size_t body = *root_end + 1;
+  const std::size_t middle = xml.size() / 2;
+  auto cut = xml.find(kRecordTag, std::max(body, middle));
+  if (cut == std::string_view::npos && middle > body) {
+    cut = xml.rfind(kRecordTag, middle);
+    if (cut != std::string_view::npos && cut < body) cut = std::string_view::npos;
+  }
+  if (cut == std::string_view::npos) return std::nullopt;
+  const Halves halves{{Piece{xml.substr(0, cut)}, Piece{kCloseRoot}},
+                      {Piece{xml.substr(0, body)}, Piece{xml.substr(cut)}},
+                      xml.size() - cut};
+  return read_halves(halves, xml.size(), limits, run_both, path);
+}
+
+// A document read through read_at is cut where one in memory would be, if its start and the window at its
+// middle show it (see parse_aggregate_report_at()).
+std::optional<ReportParseResult> split_parse_at(std::size_t size, const ReadAt& read_at,
+                                                const ReportParseLimits& limits, const RunBoth& run_both,
+                                                ReportSplit& path) {
+  // The start, checked as a whole document in memory is (its prolog and root start tag must be in it); both
+  // halves read these checked bytes, not the document's again.
+  const std::size_t start_bytes = std::min(size, kReportStartBytes);
+  const auto start = std::make_unique_for_overwrite<char[]>(start_bytes);
+  if (!read_at(0, {start.get(), start_bytes})) return std::nullopt;
+  const std::string_view head_start(start.get(), start_bytes);
+  if (!Parser::refused_unread(head_start).empty() || !split_safe_encoding(head_start)) return std::nullopt;
+  const auto root_end = find_root_end(head_start);
+  if (!root_end) return std::nullopt;
+  const std::size_t body = *root_end + 1;
+  // The first "<record>" at or after the middle, as split_parse() cuts; when the window has none, the caller
+  // reads the document whole, and split_parse() looks further.
+  const std::size_t from = std::max(body, size / 2);
+  if (from >= size) return std::nullopt;
+  const std::size_t window_bytes = std::min(size - from, kReportMiddleBytes);
+  std::size_t cut = std::string_view::npos;
+  {
+    const auto window = std::make_unique_for_overwrite<char[]>(window_bytes);
+    if (!read_at(from, {window.get(), window_bytes})) return std::nullopt;
+    cut = std::string_view(window.get(), window_bytes).find(kRecordTag);
+    if (cut == std::string_view::npos) return std::nullopt;
+    cut += from;
+  }
+  const std::size_t in_start = std::min(start_bytes, cut);
+  const Halves halves{{Piece{head_start.substr(0, in_start)}, Piece{{}, &read_at, in_start, cut - in_start},
+                       Piece{kCloseRoot}},
+                      {Piece{head_start.substr(0, body)}, Piece{{}, &read_at, cut, size - cut}},
+                      size - cut};
+  return read_halves(halves, size, limits, run_both, path);
 }
 
 }  // namespace
@@ -780,6 +869,24 @@ ReportParseResult parse_aggregate_report(std::string_view xml, const ReportParse
   }
   if (split != nullptr) *split = path == ReportSplit::merged ? ReportSplit::fell_back : path;
   return parse_aggregate_report(xml, limits);
+}
+
+std::optional<ReportParseResult> parse_aggregate_report_at(std::size_t size, const ReadAt& read_at,
+                                                           const ReportParseLimits& limits,
+                                                           const RunBoth& run_both,
+                                                           std::size_t min_split_bytes,
+                                                           ReportSplit* split) noexcept {
+  ReportSplit path = ReportSplit::none;
+  std::optional<ReportParseResult> result;
+  if (run_both && read_at && size >= min_split_bytes && size <= kReportSplitMaxBytes) {
+    try {
+      result = split_parse_at(size, read_at, limits, run_both, path);
+    } catch (...) {  // NOLINT(bugprone-empty-catch): out of memory, or no thread: the caller's serial parse
+      result.reset();
+    }
+  }
+  if (split != nullptr) *split = path == ReportSplit::merged && !result ? ReportSplit::fell_back : path;
+  return result;
 }
 
 bool looks_like_aggregate_report(std::string_view data) {

@@ -9,7 +9,9 @@
 //
 // A large report can be read as two halves at once (the RunBoth overload): core starts no thread, the caller
 // runs the two tasks. The result is the serial parse's in every case; when the cut is not provably between
-// two records, or anything fails in a half, the document is simply parsed again serially.
+// two records, or anything fails in a half, the document is simply parsed again serially. A document that is
+// not in memory can be read that way too (parse_aggregate_report_at()): core asks the caller for its bytes
+// through a callback, and still does no I/O of its own.
 //
 // SECURITY: the input is attacker data. libxml2's SAX2 parser reads it with XML_PARSE_NONET, without DTD
 // loading, validation or entity substitution, and with libxml2's own size limits kept (no XML_PARSE_HUGE). A
@@ -26,6 +28,7 @@
 #include <cstdint>
 #include <functional>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -145,6 +148,34 @@ ReportParseResult parse_aggregate_report(std::string_view xml, const ReportParse
                                          const RunBoth& run_both,
                                          std::size_t min_split_bytes = kReportSplitMinBytes,
                                          ReportSplit* split = nullptr) noexcept;
+
+// Random access to a document that is not held in memory (cli/ reads it from a file): copies its bytes
+// [offset, offset + to.size()) into `to`; false when they cannot all be read (the file shrank, an I/O error).
+// Called from both halves' threads at once.
+using ReadAt = std::function<bool(std::size_t offset, std::span<char> to)>;
+
+// What parse_aggregate_report_at() reads before it decides where to cut: the document's start, which must
+// hold its prolog and root start tag, and a window from its middle on, which must hold a "<record>".
+inline constexpr std::size_t kReportStartBytes = std::size_t{16} * 1024;
+inline constexpr std::size_t kReportMiddleBytes = std::size_t{16} * 1024;
+
+// As the RunBoth overload, for a document of `size` bytes that stays where it is (a file) and is read through
+// read_at: each half reads its bytes piece by piece as it parses them, into libxml2's reused buffer, so the
+// document is never held whole (a 1 MB report is 256 fresh pages the caller need not fault in). The cut is
+// the one the RunBoth overload makes, decided from the document's start and middle window alone; both halves
+// read the start from the copy that was checked, not from the document again.
+// Returns the merged result (the serial parse's, as for the RunBoth overload) when both halves were read and
+// merged. Otherwise nullopt, and `split` says why:
+// - none: the document was not cut (too small or too large, no run_both or read_at, the start or the window
+//   does not show a safe cut, a read before the halves failed); it may still be cut once it is in memory;
+// - fell_back: the halves were read and one failed in any way (a read, a NUL byte, anything the serial parse
+//   may report); reading it as two halves again would fail again.
+// Either way the caller reads the document whole, and parse_aggregate_report() decides.
+std::optional<ReportParseResult> parse_aggregate_report_at(std::size_t size, const ReadAt& read_at,
+                                                           const ReportParseLimits& limits,
+                                                           const RunBoth& run_both,
+                                                           std::size_t min_split_bytes = kReportSplitMinBytes,
+                                                           ReportSplit* split = nullptr) noexcept;
 
 // True when the bytes look like the start of an aggregate report (an XML document whose root element is
 // <feedback>), so a part of unknown type can be recognised. Cheap; parses nothing.

@@ -13,9 +13,13 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <mutex>
+#include <optional>
+#include <span>
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <vector>
 
 namespace chainmail {
@@ -440,15 +444,61 @@ std::string describe(const ReportParseResult& r) {
   return std::to_string(r.report->records.size()) + " records";
 }
 
-// The split parse, with threads and in turn, gives exactly the serial result, along the expected path.
+// A document as a file gives it (parse_aggregate_report_at()): read_at over bytes in memory, on both halves'
+// threads at once, counting what is asked for.
+class Reads {
+ public:
+  explicit Reads(std::string_view doc) : doc_(doc) {}
+
+  ReadAt read_at() {
+    return [this](std::size_t offset, std::span<char> to) {
+      if (offset > doc_.size() || to.size() > doc_.size() - offset) return false;
+      std::copy_n(doc_.data() + offset, to.size(), to.data());
+      const std::lock_guard lock(mutex_);
+      bytes_ += to.size();
+      largest_ = std::max(largest_, to.size());
+      return true;
+    };
+  }
+  std::size_t bytes() {
+    const std::lock_guard lock(mutex_);
+    return bytes_;
+  }
+  std::size_t largest() {
+    const std::lock_guard lock(mutex_);
+    return largest_;
+  }
+
+ private:
+  std::string_view doc_;
+  std::mutex mutex_;
+  std::size_t bytes_ = 0;
+  std::size_t largest_ = 0;
+};
+
+// The split parse, with threads and in turn, gives exactly the serial result, along the expected path; and
+// so does the split parse of the document read piece by piece, which merges exactly where the other does
+// (or, expected_at, says none where only the other can cut, before the middle), and falls back alike.
 void expect_as_serial(const std::string& name, std::string_view xml, ReportSplit expected,
-                      const ReportParseLimits& limits = {}) {
+                      const ReportParseLimits& limits = {}, std::optional<ReportSplit> expected_at = {}) {
   const auto serial = parse_aggregate_report(xml, limits);
   for (const Runner run : kRunners) {
     ReportSplit path = ReportSplit::merged;
     const auto split = parse_aggregate_report(xml, limits, run, 1, &path);
     EXPECT_TRUE(split == serial) << name << ": serial " << describe(serial) << ", split " << describe(split);
     EXPECT_EQ(path, expected) << name << " (" << describe(serial) << ")";
+
+    Reads reads(xml);
+    ReportSplit at_path = ReportSplit::merged;
+    const auto at = parse_aggregate_report_at(xml.size(), reads.read_at(), limits, run, 1, &at_path);
+    EXPECT_EQ(at_path, expected_at.value_or(expected)) << name << ", read piece by piece";
+    if (at_path == ReportSplit::merged) {
+      ASSERT_TRUE(at.has_value()) << name;
+      EXPECT_TRUE(*at == serial) << name << ": serial " << describe(serial) << ", read piece by piece "
+                                 << describe(*at);
+    } else {
+      EXPECT_FALSE(at.has_value()) << name << ": " << describe(*at);
+    }
   }
 }
 
@@ -479,7 +529,9 @@ TEST(DmarcReportSplit, MergesToTheSerialResult) {
       {"latin-1", latin1.str()},      {"byte order mark", bom.str()},
   };
   for (const auto& [name, xml] : docs) {
-    expect_as_serial(name, xml, ReportSplit::merged);
+    // The one record is before the middle: only a document in memory is cut there (it is searched whole).
+    expect_as_serial(name, xml, ReportSplit::merged, {},
+                     name == "one record" ? ReportSplit::none : ReportSplit::merged);
     const auto r = parse_aggregate_report(xml, {}, on_two_threads, 1);
     ASSERT_TRUE(r.ok()) << name << ": " << r.error;
     EXPECT_EQ(r.report->records.size(), name == "one record" ? 1U : 200U) << name;
@@ -699,6 +751,102 @@ TEST(DmarcReportSplit, AgreesOnTheSampleCorpus) {
   RecordProperty("merged", merged);
   EXPECT_GE(files, 10);
   EXPECT_GE(merged, files / 2);  // most are cut for real, not read serially
+}
+
+// Read piece by piece, a document is never asked for whole: its start, the window at its middle, then each
+// half's pieces as libxml2 asks for them.
+TEST(DmarcReportReadAt, ReadsTheDocumentPieceByPiece) {
+  const auto xml = Doc(2000).str();
+  ASSERT_GT(xml.size(), kReportSplitMinBytes);
+  const auto serial = parse_aggregate_report(xml);
+  ASSERT_TRUE(serial.ok()) << serial.error;
+  Reads reads(xml);
+  ReportSplit path = ReportSplit::none;
+  const auto at =
+      parse_aggregate_report_at(xml.size(), reads.read_at(), {}, on_two_threads, kReportSplitMinBytes, &path);
+  ASSERT_TRUE(at.has_value());
+  EXPECT_TRUE(*at == serial);
+  EXPECT_EQ(path, ReportSplit::merged);
+  EXPECT_LE(reads.largest(), kReportStartBytes);
+  // Every byte once, apart from the window (read again by the tail) and the start (held in memory for both).
+  EXPECT_GE(reads.bytes(), xml.size());
+  EXPECT_LE(reads.bytes(), xml.size() + kReportMiddleBytes);
+  // Outside its sizes it reads nothing.
+  Reads none(xml);
+  EXPECT_FALSE(
+      parse_aggregate_report_at(xml.size(), none.read_at(), {}, on_two_threads, xml.size() + 1, &path));
+  EXPECT_EQ(path, ReportSplit::none);
+  EXPECT_FALSE(parse_aggregate_report_at(xml.size(), none.read_at(), {}, RunBoth{}, 1, &path));
+  EXPECT_EQ(path, ReportSplit::none);
+  EXPECT_FALSE(
+      parse_aggregate_report_at(kReportSplitMaxBytes + 1, none.read_at(), {}, on_two_threads, 1, &path));
+  EXPECT_EQ(path, ReportSplit::none);
+  EXPECT_EQ(none.bytes(), 0U);
+}
+
+// A NUL byte, which refused_unread() finds in a document in memory before it is read, and a read that fails
+// (the file shrank, an I/O error) fail the half that meets them; before the halves, they leave the document
+// uncut. Either way the caller reads it whole, and the serial parse decides.
+TEST(DmarcReportReadAt, FailsAHalfOnANulByteOrAFailedRead) {
+  const auto xml = Doc(600).str();
+  const auto put_nul = [&](std::size_t near) {
+    auto d = xml;
+    d[d.find("<header_from>h", near) + 13] = '\0';
+    return d;
+  };
+  for (const auto& [name, at, expected] :
+       {std::tuple{"in the start", std::size_t{0}, ReportSplit::none},
+        std::tuple{"in the head", xml.size() / 4, ReportSplit::fell_back},
+        std::tuple{"in the tail", xml.size() * 3 / 4, ReportSplit::fell_back}}) {
+    const auto doc = put_nul(at);
+    EXPECT_EQ(parse_aggregate_report(doc).error, "NUL byte in document (not UTF-8 XML)") << name;
+    for (const Runner run : kRunners) {
+      Reads reads(doc);
+      ReportSplit path = ReportSplit::merged;
+      EXPECT_FALSE(parse_aggregate_report_at(doc.size(), reads.read_at(), {}, run, 1, &path)) << name;
+      EXPECT_EQ(path, expected) << name;
+    }
+  }
+  Reads reads(xml);
+  const auto failing_from = [&](std::size_t from) -> ReadAt {
+    return [&reads, from](std::size_t offset, std::span<char> to) {
+      return offset + to.size() <= from && reads.read_at()(offset, to);
+    };
+  };
+  const ReadAt throws = [](std::size_t, std::span<char>) -> bool { throw std::runtime_error("I/O"); };
+  const std::vector<std::tuple<std::string, ReadAt, ReportSplit>> readers = {
+      {"the start cannot be read", failing_from(10), ReportSplit::none},
+      {"the window cannot be read", failing_from(xml.size() / 2 + 10), ReportSplit::none},
+      {"shrank in the tail", failing_from(xml.size() - 100), ReportSplit::fell_back},
+      {"throws", throws, ReportSplit::none},
+  };
+  for (const auto& [name, read_at, expected] : readers) {
+    for (const Runner run : kRunners) {
+      ReportSplit path = ReportSplit::merged;
+      EXPECT_FALSE(parse_aggregate_report_at(xml.size(), read_at, {}, run, 1, &path)) << name;
+      EXPECT_EQ(path, expected) << name;
+    }
+  }
+}
+
+// What decides the cut must be in the start (prolog and root start tag) and the middle window (a
+// "<record>"); otherwise the document is left uncut for the caller, who may then cut it in memory.
+TEST(DmarcReportReadAt, LeavesUncutWhatTheStartOrTheWindowDoesNotShow) {
+  Doc long_prolog(600);
+  long_prolog.decl = "<?xml version=\"1.0\"?>\n<!-- " + std::string(kReportStartBytes, 'c') + " -->\n";
+  Doc long_record(600);
+  auto xml = long_record.str();
+  const auto middle_record = xml.find("<record>", xml.size() / 2);
+  const auto wide = xml.find("<identifiers>", middle_record);
+  xml.insert(wide,
+             "<x:ext xmlns:x=\"urn:example:ext\">" + std::string(3 * kReportMiddleBytes, 'w') + "</x:ext>");
+  // The extension pushes the middle into the record it is in, and the next "<record>" out of the window.
+  ASSERT_GT(xml.find("<record>", xml.size() / 2) - xml.size() / 2, kReportMiddleBytes);
+  for (const auto& [name, doc] :
+       {std::pair<std::string, std::string>{"prolog past the start", long_prolog.str()},
+        std::pair<std::string, std::string>{"no record in the window", xml}}) {
+    expect_as_serial(name, doc, ReportSplit::merged, {}, ReportSplit::none);
+  }
 }
 
 }  // namespace
