@@ -131,6 +131,7 @@ int cmd_dmarc(const std::string& config_path, const DmarcOptions& o) {
   limits.archive.max_bytes = static_cast<std::size_t>(r.max_decompressed_bytes);
   limits.archive.max_members = static_cast<std::size_t>(r.max_zip_members);
   limits.parse.max_depth = static_cast<std::size_t>(r.max_xml_depth);
+  limits.parse.keep_record_details = false;  // the summary counts records; it shows no auth result or reason
 
   auto summary_ptr = std::make_unique<chainmail::DmarcSummary>(filter);
   auto& summary = *summary_ptr;

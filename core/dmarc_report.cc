@@ -115,6 +115,15 @@ bool one_of(std::string_view v, std::initializer_list<std::string_view> allowed)
   return std::find(allowed.begin(), allowed.end(), v) != allowed.end();
 }
 
+bool dkim_result_ok(std::string_view v) {
+  return one_of(v, {"none", "pass", "fail", "policy", "neutral", "temperror", "permerror"});
+}
+bool spf_result_ok(std::string_view v) {
+  return one_of(v, {"none", "neutral", "pass", "fail", "softfail", "temperror", "permerror"});
+}
+constexpr const char* kBadDkimResult = "auth_results/dkim/result is not a DKIM result";
+constexpr const char* kBadSpfResult = "auth_results/spf/result is not an SPF result";
+
 // The schema's element tree (Field, child_field(), kHasText) is in dmarc_report_fields.h.
 using report_fields::child_field;
 using report_fields::Field;
@@ -176,6 +185,13 @@ struct PieceSource {
   }
 };
 
+// A record whose auth results broke the schema, when records do not keep them (see Parser::auth_error()).
+struct AuthError {
+  std::size_t record = 0;  // its index in reading order
+  bool dkim = false;       // a DKIM result did
+  bool spf = false;        // an SPF result did
+};
+
 // What a Parser reads. A whole document is the serial parse. The head and tail of a split document (see
 // split_parse()) are read as the serial parse reads those parts, except that the tail accepts nothing but
 // <record> directly under <feedback> (a report_metadata, policy_published or version after the cut would be
@@ -228,8 +244,8 @@ class Parser {
   // read follows the schema. When one does not, the serial parse decides (and names the record); when all
   // do, the merged report's result() need not check them again (records_checked()).
   bool records_follow_schema() const {
-    return std::all_of(report_.records.begin(), report_.records.end(),
-                       [](const DmarcRecord& r) { return check(r) == nullptr; });
+    return auth_errors_.empty() && std::all_of(report_.records.begin(), report_.records.end(),
+                                               [](const DmarcRecord& r) { return check(r) == nullptr; });
   }
   void records_checked() { records_checked_ = true; }
 
@@ -420,10 +436,20 @@ class Parser {
         seen_count_ = false;
         break;
       case Field::record_dkim:
-        if (!report_.records.empty()) report_.records.back().dkim_results.emplace_back();
+        if (report_.records.empty()) break;
+        if (limits_.keep_record_details) {
+          report_.records.back().dkim_results.emplace_back();
+        } else {
+          auth_result_.clear();
+        }
         break;
       case Field::record_spf:
-        if (!report_.records.empty()) report_.records.back().spf_results.emplace_back();
+        if (report_.records.empty()) break;
+        if (limits_.keep_record_details) {
+          report_.records.back().spf_results.emplace_back();
+        } else {
+          auth_result_.clear();
+        }
         break;
       default:
         break;
@@ -519,16 +545,16 @@ class Parser {
         r.spf = v;
         break;
       case Field::reason_type:
-        if (!v.empty()) r.reasons.emplace_back(v);
+        if (!v.empty() && limits_.keep_record_details) r.reasons.emplace_back(v);
         break;
       case Field::header_from:
         r.header_from = v;
         break;
       case Field::envelope_from:
-        r.envelope_from = v;
+        if (limits_.keep_record_details) r.envelope_from = v;
         break;
       case Field::envelope_to:
-        r.envelope_to = v;
+        if (limits_.keep_record_details) r.envelope_to = v;
         break;
       case Field::row:
         if (!seen_count_) return bad("a record has no count");
@@ -536,17 +562,39 @@ class Parser {
       case Field::dkim_domain:
       case Field::dkim_selector:
       case Field::dkim_result:
-        if (!r.dkim_results.empty()) auth(f, v, r.dkim_results.back());
+        if (!limits_.keep_record_details) {
+          if (f == Field::dkim_result) auth_result_ = v;
+        } else if (!r.dkim_results.empty()) {
+          auth(f, v, r.dkim_results.back());
+        }
         break;
       case Field::spf_domain:
       case Field::spf_scope:
       case Field::spf_result:
-        if (!r.spf_results.empty()) auth(f, v, r.spf_results.back());
+        if (!limits_.keep_record_details) {
+          if (f == Field::spf_result) auth_result_ = v;
+        } else if (!r.spf_results.empty()) {
+          auth(f, v, r.spf_results.back());
+        }
+        break;
+      // Without the details, each auth result is checked as it closes, and only a broken one is remembered.
+      case Field::record_dkim:
+        if (!limits_.keep_record_details && !dkim_result_ok(auth_result_)) auth_error(&AuthError::dkim);
+        break;
+      case Field::record_spf:
+        if (!limits_.keep_record_details && !spf_result_ok(auth_result_)) auth_error(&AuthError::spf);
         break;
       default:
         break;
     }
     return true;
+  }
+
+  // The last record (being read) broke a rule with an auth result it does not keep.
+  void auth_error(bool AuthError::*which) {
+    const std::size_t record = report_.records.size() - 1;
+    if (auth_errors_.empty() || auth_errors_.back().record != record) auth_errors_.push_back({record});
+    auth_errors_.back().*which = true;
   }
 
   static void auth(Field f, std::string_view v, DmarcAuthResult& a) {
@@ -587,7 +635,12 @@ class Parser {
     if (!p.adkim.empty() && !one_of(p.adkim, {"r", "s"})) return "policy_published/adkim is not r|s";
     if (!p.aspf.empty() && !one_of(p.aspf, {"r", "s"})) return "policy_published/aspf is not r|s";
     for (std::size_t i = 0; !records_checked_ && i < report_.records.size(); ++i) {
-      if (const char* why = check(report_.records[i]); why != nullptr) {
+      const char* why = check(report_.records[i]);
+      // A record's own auth results are checked after its other fields, DKIM's before SPF's (as check() does
+      // when the record keeps them); only the first record with a broken one can matter.
+      if (why == nullptr && !auth_errors_.empty() && auth_errors_.front().record == i)
+        why = auth_errors_.front().dkim ? kBadDkimResult : kBadSpfResult;
+      if (why != nullptr) {
         std::string at = "record ";
         at += std::to_string(i + 1);
         at += ": ";
@@ -607,12 +660,10 @@ class Parser {
     if (!one_of(r.spf, {"pass", "fail"})) return "policy_evaluated/spf is not pass|fail";
     if (r.header_from.empty()) return "identifiers/header_from is missing";
     for (const auto& a : r.dkim_results) {
-      if (!one_of(a.result, {"none", "pass", "fail", "policy", "neutral", "temperror", "permerror"}))
-        return "auth_results/dkim/result is not a DKIM result";
+      if (!dkim_result_ok(a.result)) return kBadDkimResult;
     }
     for (const auto& a : r.spf_results) {
-      if (!one_of(a.result, {"none", "neutral", "pass", "fail", "softfail", "temperror", "permerror"}))
-        return "auth_results/spf/result is not an SPF result";
+      if (!spf_result_ok(a.result)) return kBadSpfResult;
     }
     return nullptr;
   }
@@ -641,6 +692,10 @@ class Parser {
   bool seen_end_ = false;
   bool seen_count_ = false;
   bool records_checked_ = false;  // by the halves of a split document, on their threads
+  // Without the record details (ReportParseLimits::keep_record_details): the result of the auth result being
+  // read, and the records whose auth results broke the schema, in reading order.
+  std::string auth_result_;
+  std::vector<AuthError> auth_errors_;
 };
 
 // Two cache lines: the adjacent-line prefetcher fetches lines in pairs.

@@ -104,6 +104,11 @@ struct ReportParseLimits {
   std::size_t max_depth = 32;                     // element nesting; <feedback> is depth 1
   std::size_t max_text = std::size_t{64} * 1024;  // characters of one element's text
   std::size_t max_records = 1000000;              // records in one report
+  // Whether each record keeps its auth_results, reasons and envelope_from/envelope_to. They are read and
+  // checked either way, so the verdict and its error text are the same; a caller that only counts records by
+  // source, From domain and evaluated results (`chainmail dmarc`) leaves them out, and with them two
+  // allocations per record: for a 1 MB report about a millisecond of the parse.
+  bool keep_record_details = true;
 };
 
 // Either a report, or the reason the document is not a valid one.

@@ -849,5 +849,93 @@ TEST(DmarcReportReadAt, LeavesUncutWhatTheStartOrTheWindowDoesNotShow) {
   }
 }
 
+// Records without their details (ReportParseLimits::keep_record_details off): the same verdict and error text
+// as with them, serially and split, and the same records apart from the details.
+AggregateReport without_details(AggregateReport r) {
+  for (auto& rec : r.records) {
+    rec.reasons.clear();
+    rec.envelope_from.clear();
+    rec.envelope_to.clear();
+    rec.dkim_results.clear();
+    rec.spf_results.clear();
+  }
+  return r;
+}
+
+void expect_lean_as_full(const std::string& name, const std::string& xml, ReportSplit split_path) {
+  ReportParseLimits lean;
+  lean.keep_record_details = false;
+  const auto full = parse_aggregate_report(xml);
+  const auto without = parse_aggregate_report(xml, lean);
+  EXPECT_EQ(without.error, full.error) << name;
+  ASSERT_EQ(without.ok(), full.ok()) << name;
+  if (full.ok()) {
+    EXPECT_TRUE(*without.report == without_details(*full.report)) << name;
+  }
+  expect_as_serial(name + ", without details", xml, split_path, lean);
+}
+
+TEST(DmarcReportLean, GivesTheSameVerdictsWithoutTheDetails) {
+  const auto broken = [](std::initializer_list<std::pair<int, std::pair<std::string, std::string>>> edits) {
+    Doc d(200);
+    for (const auto& [record, edit] : edits) {
+      auto& r = d.records[static_cast<std::size_t>(record)];
+      const auto at = r.find(edit.first);
+      if (at == std::string::npos)
+        ADD_FAILURE() << "no " << edit.first << " in record " << record;
+      else
+        r.replace(at, edit.first.size(), edit.second);
+    }
+    return d.str();
+  };
+  const std::pair<std::string, std::string> bad_dkim{"<result>pass</result></dkim>",
+                                                     "<result>Pass</result></dkim>"};
+  const std::pair<std::string, std::string> no_dkim_result{"<result>pass</result></dkim>", "</dkim>"};
+  const std::pair<std::string, std::string> bad_spf{"<result>softfail</result>", "<result>soft</result>"};
+  const std::pair<std::string, std::string> bad_disposition{"<disposition>", "<disposition>x"};
+  Doc no_org(200);
+  no_org.before.replace(no_org.before.find("<org_name>"), 10, "<org_x>");
+  no_org.before.replace(no_org.before.find("</org_name>"), 11, "</org_x>");
+  no_org.records[5].replace(no_org.records[5].find(bad_spf.first), bad_spf.first.size(), bad_spf.second);
+  const std::vector<std::tuple<std::string, std::string, ReportSplit>> docs = {
+      {"valid", Doc(200).str(), ReportSplit::merged},
+      {"bad DKIM result", broken({{50, bad_dkim}}), ReportSplit::fell_back},
+      {"DKIM without a result", broken({{51, no_dkim_result}}), ReportSplit::fell_back},
+      {"bad SPF result", broken({{60, bad_spf}}), ReportSplit::fell_back},
+      {"bad SPF, then bad DKIM in one record", broken({{70, bad_spf}, {70, bad_dkim}}),
+       ReportSplit::fell_back},
+      {"bad SPF result before a bad disposition", broken({{80, bad_spf}, {90, bad_disposition}}),
+       ReportSplit::fell_back},
+      {"bad disposition and DKIM result in one record", broken({{80, bad_disposition}, {80, bad_dkim}}),
+       ReportSplit::fell_back},
+      {"bad SPF result in the tail", broken({{180, bad_spf}}), ReportSplit::fell_back},
+      {"no org_name and a bad SPF result", no_org.str(), ReportSplit::fell_back},
+  };
+  for (const auto& [name, xml, path] : docs) expect_lean_as_full(name, xml, path);
+  // Both broken in record 71: DKIM's is named, as check() names it when the record keeps its results.
+  EXPECT_EQ(parse_aggregate_report(std::get<1>(docs[4])).error,
+            "record 71: auth_results/dkim/result is not a DKIM result");
+}
+
+TEST(DmarcReportLean, AgreesOnTheSampleCorpus) {
+  namespace fs = std::filesystem;
+  int files = 0;
+  for (const auto& e : fs::recursive_directory_iterator(CHAINMAIL_DMARC_SAMPLES)) {
+    if (!e.is_regular_file() || e.path().extension() != ".xml") continue;
+    std::ifstream in(e.path(), std::ios::binary);
+    const std::string xml((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    ReportParseLimits lean;
+    lean.keep_record_details = false;
+    const auto full = parse_aggregate_report(xml);
+    const auto without = parse_aggregate_report(xml, lean);
+    EXPECT_EQ(without.error, full.error) << e.path();
+    if (full.ok() && without.ok()) {
+      EXPECT_TRUE(*without.report == without_details(*full.report)) << e.path();
+    }
+    ++files;
+  }
+  EXPECT_GE(files, 10);
+}
+
 }  // namespace
 }  // namespace chainmail
