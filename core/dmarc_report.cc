@@ -436,20 +436,10 @@ class Parser {
         seen_count_ = false;
         break;
       case Field::record_dkim:
-        if (report_.records.empty()) break;
-        if (limits_.keep_record_details) {
-          report_.records.back().dkim_results.emplace_back();
-        } else {
-          auth_result_.clear();
-        }
+        if (!report_.records.empty()) open_auth(report_.records.back().dkim_results);
         break;
       case Field::record_spf:
-        if (report_.records.empty()) break;
-        if (limits_.keep_record_details) {
-          report_.records.back().spf_results.emplace_back();
-        } else {
-          auth_result_.clear();
-        }
+        if (!report_.records.empty()) open_auth(report_.records.back().spf_results);
         break;
       default:
         break;
@@ -562,20 +552,12 @@ class Parser {
       case Field::dkim_domain:
       case Field::dkim_selector:
       case Field::dkim_result:
-        if (!limits_.keep_record_details) {
-          if (f == Field::dkim_result) auth_result_ = v;
-        } else if (!r.dkim_results.empty()) {
-          auth(f, v, r.dkim_results.back());
-        }
+        auth_field(f, v, r.dkim_results);
         break;
       case Field::spf_domain:
       case Field::spf_scope:
       case Field::spf_result:
-        if (!limits_.keep_record_details) {
-          if (f == Field::spf_result) auth_result_ = v;
-        } else if (!r.spf_results.empty()) {
-          auth(f, v, r.spf_results.back());
-        }
+        auth_field(f, v, r.spf_results);
         break;
       // Without the details, each auth result is checked as it closes, and only a broken one is remembered.
       case Field::record_dkim:
@@ -588,6 +570,25 @@ class Parser {
         break;
     }
     return true;
+  }
+
+  // An auth result opens: a new one in the record's list, or, without the details, the one being read.
+  void open_auth(std::vector<DmarcAuthResult>& results) {
+    if (limits_.keep_record_details) {
+      results.emplace_back();
+    } else {
+      auth_result_.clear();
+    }
+  }
+
+  // A field of the auth result being read: into the record's last one, or, without the details, only its
+  // result (the one field the schema constrains), to be checked when the auth result closes.
+  void auth_field(Field f, std::string_view v, std::vector<DmarcAuthResult>& results) {
+    if (!limits_.keep_record_details) {
+      if (f == Field::dkim_result || f == Field::spf_result) auth_result_ = v;
+    } else if (!results.empty()) {
+      auth(f, v, results.back());
+    }
   }
 
   // The last record (being read) broke a rule with an auth result it does not keep.
