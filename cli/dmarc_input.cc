@@ -104,7 +104,7 @@ RunBoth on(HelperThread& helper) {
 // of at least min_split bytes is read as two halves at once (core/dmarc_report.h), the second on the helper
 // thread.
 std::string decode_document(std::string_view data, const ReportReadLimits& limits, HelperThread& helper,
-                            std::size_t min_split, std::vector<AggregateReport>& into) {
+                            std::size_t min_split, DecodedFile& into) {
   std::optional<std::string> extracted;
   std::string_view xml = data;
   if (detect_report_encoding(data) == ReportEncoding::Plain) {
@@ -120,9 +120,13 @@ std::string decode_document(std::string_view data, const ReportReadLimits& limit
   // read (read_whole()'s prepare()): let it sleep rather than spin through the parse.
   if (xml.size() < std::max(min_split, kReportSplitMinBytes) || xml.size() > kReportSplitMaxBytes)
     helper.relax();
-  auto parsed = parse_aggregate_report(xml, limits.parse, on(helper), min_split);
+  std::optional<SourceTally> tally;
+  if (limits.tally_sources) tally.emplace();
+  auto parsed =
+      parse_aggregate_report(xml, limits.parse, on(helper), min_split, nullptr, tally ? &*tally : nullptr);
   if (!parsed.ok()) return parsed.error;
-  into.push_back(std::move(*parsed.report));
+  into.reports.push_back(std::move(*parsed.report));
+  if (tally) into.tallies.push_back(std::move(*tally));
   return {};
 }
 
@@ -139,7 +143,7 @@ DecodedFile decode_file(std::string_view data, const ReportReadLimits& limits, H
   DecodedFile out;
   if (detect_report_encoding(data) != ReportEncoding::Plain || looks_like_aggregate_report(data) ||
       looks_like_xml(data)) {
-    if (auto e = decode_document(data, limits, helper, min_split, out.reports); !e.empty())
+    if (auto e = decode_document(data, limits, helper, min_split, out); !e.empty())
       out.errors.push_back(std::move(e));
     return out;
   }
@@ -154,7 +158,7 @@ DecodedFile decode_file(std::string_view data, const ReportReadLimits& limits, H
     return out;
   }
   for (const auto& part : classified.reports) {
-    if (auto e = decode_document(part.data, limits, helper, min_split, out.reports); !e.empty())
+    if (auto e = decode_document(part.data, limits, helper, min_split, out); !e.empty())
       out.errors.push_back((part.filename.empty() ? std::string("report part") : part.filename) + ": " + e);
   }
   return out;
@@ -176,8 +180,10 @@ std::optional<DecodedFile> decode_in_halves(int fd, std::size_t size, const Repo
     return read_range(fd, to.data(), to.size(), offset).empty();
   };
   ReportSplit path = ReportSplit::none;
-  auto parsed =
-      parse_aggregate_report_at(size, read_at, limits.parse, on(helper), kReportSplitMinBytes, &path);
+  std::optional<SourceTally> tally;
+  if (limits.tally_sources) tally.emplace();
+  auto parsed = parse_aggregate_report_at(size, read_at, limits.parse, on(helper), kReportSplitMinBytes,
+                                          &path, tally ? &*tally : nullptr);
   if (!parsed) {
     if (path == ReportSplit::fell_back) min_split = SIZE_MAX;
     return std::nullopt;
@@ -185,6 +191,7 @@ std::optional<DecodedFile> decode_in_halves(int fd, std::size_t size, const Repo
   DecodedFile out;
   if (parsed->ok()) {
     out.reports.push_back(std::move(*parsed->report));
+    if (tally) out.tallies.push_back(std::move(*tally));
   } else {
     out.errors.push_back(std::move(parsed->error));
   }
@@ -222,9 +229,9 @@ void walk(const fs::path& path, const ReportReadLimits& limits, HelperThread& he
     ++stats.bad;
     bad(path, e);
   }
-  for (const auto& r : decoded->reports) {
+  for (std::size_t i = 0; i < decoded->reports.size(); ++i) {
     ++stats.reports;
-    report(path, r);
+    report(path, decoded->reports[i], i < decoded->tallies.size() ? &decoded->tallies[i] : nullptr);
   }
 }
 

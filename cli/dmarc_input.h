@@ -30,6 +30,7 @@
 #include "adapters/mime/report_archive.h"
 #include "cli/helper_thread.h"
 #include "core/dmarc_report.h"
+#include "core/dmarc_summary.h"
 
 namespace chainmail {
 
@@ -37,6 +38,9 @@ struct ReportReadLimits {
   std::size_t max_file_bytes = std::size_t{32} << 20U;
   ArchiveLimits archive;
   ReportParseLimits parse;
+  // Each report's records are counted into a SourceTally as they are parsed (a large report's halves on
+  // both threads), not kept: the reports come with empty records and their tally (what DmarcSummary needs).
+  bool tally_sources = false;
 };
 
 struct ReportWalkStats {
@@ -46,7 +50,10 @@ struct ReportWalkStats {
   std::uint64_t bytes = 0;    // bytes of the files read
 };
 
-using ReportSink = std::function<void(const std::filesystem::path& file, const AggregateReport& report)>;
+// `tally` is the report's records, counted, with ReportReadLimits::tally_sources (else null): the callee may
+// move from it.
+using ReportSink =
+    std::function<void(const std::filesystem::path& file, const AggregateReport& report, SourceTally* tally)>;
 using BadSink = std::function<void(const std::filesystem::path& file, const std::string& reason)>;
 
 ReportWalkStats for_each_report(const std::vector<std::filesystem::path>& paths,
@@ -55,7 +62,8 @@ ReportWalkStats for_each_report(const std::vector<std::filesystem::path>& paths,
 // The reports in one file's bytes (already read), or the reason there is none. A message may hold several.
 struct DecodedFile {
   std::vector<AggregateReport> reports;
-  std::vector<std::string> errors;  // one per part that failed; the file is bad when reports is empty
+  std::vector<SourceTally> tallies;  // one per report, with ReportReadLimits::tally_sources
+  std::vector<std::string> errors;   // one per part that failed; the file is bad when reports is empty
 };
 // A large report is read as two halves at once, the second on `helper` (for_each_report() keeps one for the
 // whole walk); the first overload starts a thread of its own when it needs one.

@@ -8,6 +8,7 @@
 
 #include <fstream>
 #include <functional>
+#include <optional>
 #include <string>
 
 namespace chainmail {
@@ -72,6 +73,46 @@ TEST(DmarcInput, LargeReportReadOnTwoThreadsAsOnOne) {
   EXPECT_GT(decoded.reports[0].records.size(), 1000U);
 }
 
+// With tally_sources, every kind of file (plain, gzip, zip, mail; the large one read as two halves straight
+// from its file) yields its reports without records, and a tally of exactly those records: the same summary.
+TEST(DmarcInput, TalliesEveryKindOfFileAsItsRecords) {
+  ReportReadLimits tally;
+  tally.tally_sources = true;
+  std::size_t files = 0;
+  for (const auto& e : fs::directory_iterator(samples() / "aggregate")) {
+    std::vector<std::pair<AggregateReport, std::optional<SourceTally>>> counted;
+    std::vector<AggregateReport> kept;
+    for_each_report(
+        {e.path()}, tally,
+        [&](const fs::path&, const AggregateReport& r, SourceTally* t) {
+          counted.emplace_back(r, t != nullptr ? std::optional(std::move(*t)) : std::nullopt);
+        },
+        [](const fs::path&, const std::string&) {});
+    for_each_report(
+        {e.path()}, {}, [&](const fs::path&, const AggregateReport& r, SourceTally*) { kept.push_back(r); },
+        [](const fs::path&, const std::string&) {});
+    ASSERT_EQ(counted.size(), kept.size()) << e.path();
+    DmarcSummary from_tallies;
+    DmarcSummary from_records;
+    for (std::size_t i = 0; i < kept.size(); ++i) {
+      auto& [report, t] = counted[i];
+      ASSERT_TRUE(t.has_value()) << e.path();
+      EXPECT_TRUE(report.records.empty()) << e.path();
+      EXPECT_EQ(t->messages(), kept[i].message_count()) << e.path();
+      report.records = kept[i].records;
+      EXPECT_EQ(report, kept[i]) << e.path();  // everything else as parsed without a tally
+      report.records.clear();
+      from_tallies.add(report, std::move(*t));
+      from_records.add(kept[i]);
+    }
+    EXPECT_EQ(render_dmarc_csv(from_tallies.reports(), from_tallies.sources(), DmarcView::All, false),
+              render_dmarc_csv(from_records.reports(), from_records.sources(), DmarcView::All, false))
+        << e.path();
+    files += kept.empty() ? 0 : 1;
+  }
+  EXPECT_GE(files, 10U);
+}
+
 TEST(DmarcInput, BadFilesSayWhy) {
   for (const char* f :
        {"aggregate/invalid_xml.xml", "aggregate/invalid_utf_8.xml",
@@ -103,7 +144,7 @@ TEST(DmarcInput, LargeFilesReadInTwoHalvesAsInOne) {
   std::vector<AggregateReport> reports;
   std::vector<std::string> bad;
   const auto stats = for_each_report(
-      {dir}, {}, [&](const fs::path&, const AggregateReport& r) { reports.push_back(r); },
+      {dir}, {}, [&](const fs::path&, const AggregateReport& r, SourceTally*) { reports.push_back(r); },
       [&](const fs::path& f, const std::string& why) { bad.push_back(f.filename().string() + ": " + why); });
   fs::remove_all(dir);
   EXPECT_EQ(stats.files, 3U);
@@ -138,7 +179,7 @@ TEST(DmarcInput, LargeFilesThatFailInAHalfGetTheSerialVerdict) {
     ASSERT_EQ(in_memory.errors.size(), 1U) << file;
     std::vector<std::string> bad;
     const auto stats = for_each_report(
-        {dir / file}, limits, [](const fs::path&, const AggregateReport&) {},
+        {dir / file}, limits, [](const fs::path&, const AggregateReport&, SourceTally*) {},
         [&](const fs::path&, const std::string& why) { bad.push_back(why); });
     EXPECT_EQ(stats.files, 1U) << file;
     EXPECT_EQ(stats.reports, 0U) << file;
@@ -155,7 +196,7 @@ TEST(DmarcInput, FileSizeCap) {
   std::vector<std::string> bad;
   const auto stats = for_each_report(
       {samples() / "aggregate" / "rfc9990-sample.xml"}, limits,
-      [](const fs::path&, const AggregateReport&) {},
+      [](const fs::path&, const AggregateReport&, SourceTally*) {},
       [&](const fs::path&, const std::string& why) { bad.push_back(why); });
   EXPECT_EQ(stats.reports, 0U);
   ASSERT_EQ(bad.size(), 1U);
@@ -188,7 +229,7 @@ TEST(DmarcInput, RefusesAFifoWithoutBlocking) {
   ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
   std::vector<std::string> bad;
   const auto stats = for_each_report(
-      {fifo}, {}, [](const fs::path&, const AggregateReport&) {},
+      {fifo}, {}, [](const fs::path&, const AggregateReport&, SourceTally*) {},
       [&](const fs::path&, const std::string& why) { bad.push_back(why); });
   fs::remove(fifo);
   EXPECT_EQ(stats.reports, 0U);
@@ -208,7 +249,7 @@ TEST(DmarcInput, WalksDirectoriesInOrder) {
   std::vector<std::string> bad;
   const auto stats = for_each_report(
       {dir, dir / "missing"}, {},
-      [&](const fs::path& f, const AggregateReport&) { seen.push_back(f.filename().string()); },
+      [&](const fs::path& f, const AggregateReport&, SourceTally*) { seen.push_back(f.filename().string()); },
       [&](const fs::path& f, const std::string&) { bad.push_back(f.filename().string()); });
   EXPECT_EQ(seen, (std::vector<std::string>{"b", "c"}));
   EXPECT_EQ(bad, (std::vector<std::string>{"a", "missing"}));

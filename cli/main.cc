@@ -131,14 +131,22 @@ int cmd_dmarc(const std::string& config_path, const DmarcOptions& o) {
   limits.archive.max_bytes = static_cast<std::size_t>(r.max_decompressed_bytes);
   limits.archive.max_members = static_cast<std::size_t>(r.max_zip_members);
   limits.parse.max_depth = static_cast<std::size_t>(r.max_xml_depth);
-  limits.parse.keep_record_details = false;  // the summary counts records; it shows no auth result or reason
+  // The summary counts records by source (on the parser's threads, as they are read); it shows no auth result
+  // or reason.
+  limits.parse.keep_record_details = false;
+  limits.tally_sources = true;
 
   auto summary_ptr = std::make_unique<chainmail::DmarcSummary>(filter);
   auto& summary = *summary_ptr;
   const auto stats = chainmail::for_each_report(
       inputs, limits,
-      [&summary](const std::filesystem::path& /*file*/, const chainmail::AggregateReport& report) {
-        summary.add(report);
+      [&summary](const std::filesystem::path& /*file*/, const chainmail::AggregateReport& report,
+                 chainmail::SourceTally* tally) {
+        if (tally != nullptr) {
+          summary.add(report, std::move(*tally));
+        } else {
+          summary.add(report);
+        }
       },
       [](const std::filesystem::path& file, const std::string& reason) {
         std::cerr << "chainmail: dmarc: " << chainmail::printable(file.string()) << ": "

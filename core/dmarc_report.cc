@@ -201,13 +201,13 @@ enum class Part { whole, head, tail };
 class Parser {
  public:
   explicit Parser(const ReportParseLimits& limits, Part part = Part::whole,
-                  std::atomic<bool>* abandoned = nullptr)
-      : limits_(limits), part_(part), abandoned_(abandoned) {}
+                  std::atomic<bool>* abandoned = nullptr, RecordTally* tally = nullptr)
+      : limits_(limits), part_(part), abandoned_(abandoned), tally_(tally) {}
 
   // The serial parse: the whole document, then the schema rules.
   ReportParseResult run(std::string_view xml) {
     if (auto why = refused_unread(xml); !why.empty()) return fail(std::move(why));
-    reserve_records(report_.records, xml.size(), limits_);
+    if (tally_ == nullptr) reserve_records(report_.records, xml.size(), limits_);
     if (!read({Piece{xml}})) return fail(error_);
     return result();
   }
@@ -237,13 +237,15 @@ class Parser {
 
   const std::string& error() const { return error_; }
 
-  // The records read so far (the tail's are moved into the head's).
+  // The records read so far (the tail's are moved into the head's), and how many were read, kept or not.
   std::vector<DmarcRecord>& records() { return report_.records; }
+  std::size_t records_read() const { return records_read_; }
 
   // For a half of a split document, on its own thread, after a successful read(): whether every record it
   // read follows the schema. When one does not, the serial parse decides (and names the record); when all
   // do, the merged report's result() need not check them again (records_checked()).
   bool records_follow_schema() const {
+    if (tally_ != nullptr) return !first_bad_record_;  // each was checked as it closed
     return auth_errors_.empty() && std::all_of(report_.records.begin(), report_.records.end(),
                                                [](const DmarcRecord& r) { return check(r) == nullptr; });
   }
@@ -253,6 +255,7 @@ class Parser {
   ReportParseResult result() {
     if (!seen_root_) return fail("no <feedback> element");
     if (auto why = check(); !why.empty()) return fail(std::move(why));
+    if (tally_ != nullptr) report_.records.clear();  // the last one read, handed over already
     return {std::move(report_), {}};
   }
 
@@ -429,9 +432,12 @@ class Parser {
   bool opened(Field f) {
     switch (f) {
       case Field::record:
-        if (report_.records.size() >= limits_.max_records) {
+        if (records_read_ >= limits_.max_records) {
           return bad("more than " + std::to_string(limits_.max_records) + " records");
         }
+        ++records_read_;
+        // Counted, not kept: the one record being read, in the same place each time.
+        if (tally_ != nullptr) report_.records.clear();
         report_.records.emplace_back();
         seen_count_ = false;
         break;
@@ -566,10 +572,28 @@ class Parser {
       case Field::record_spf:
         if (!limits_.keep_record_details && !spf_result_ok(auth_result_)) auth_error(&AuthError::spf);
         break;
+      case Field::record:
+        if (tally_ != nullptr) hand_over(r);
+        break;
       default:
         break;
     }
     return true;
+  }
+
+  // A record has closed, with a tally: checked now (by the rules check() applies to kept records, in the
+  // same order), then counted if it follows them; only the first one that does not is remembered, which is
+  // the one check() would name.
+  void hand_over(DmarcRecord& r) {
+    const std::size_t index = records_read_ - 1;
+    const char* why = check(r);
+    if (why == nullptr && !auth_errors_.empty() && auth_errors_.back().record == index)
+      why = auth_errors_.back().dkim ? kBadDkimResult : kBadSpfResult;
+    if (why == nullptr) {
+      tally_->add(std::move(r));
+    } else if (!first_bad_record_) {
+      first_bad_record_ = BadRecord{index, why};
+    }
   }
 
   // An auth result opens: a new one in the record's list, or, without the details, the one being read.
@@ -593,7 +617,7 @@ class Parser {
 
   // The last record (being read) broke a rule with an auth result it does not keep.
   void auth_error(bool AuthError::*which) {
-    const std::size_t record = report_.records.size() - 1;
+    const std::size_t record = records_read_ - 1;
     if (auth_errors_.empty() || auth_errors_.back().record != record) auth_errors_.push_back({record});
     auth_errors_.back().*which = true;
   }
@@ -635,21 +659,28 @@ class Parser {
       return "policy_published/sp is not none|quarantine|reject";
     if (!p.adkim.empty() && !one_of(p.adkim, {"r", "s"})) return "policy_published/adkim is not r|s";
     if (!p.aspf.empty() && !one_of(p.aspf, {"r", "s"})) return "policy_published/aspf is not r|s";
+    if (tally_ != nullptr) return first_bad_record_ ? at_record(*first_bad_record_) : std::string();
     for (std::size_t i = 0; !records_checked_ && i < report_.records.size(); ++i) {
       const char* why = check(report_.records[i]);
       // A record's own auth results are checked after its other fields, DKIM's before SPF's (as check() does
       // when the record keeps them); only the first record with a broken one can matter.
       if (why == nullptr && !auth_errors_.empty() && auth_errors_.front().record == i)
         why = auth_errors_.front().dkim ? kBadDkimResult : kBadSpfResult;
-      if (why != nullptr) {
-        std::string at = "record ";
-        at += std::to_string(i + 1);
-        at += ": ";
-        at += why;
-        return at;
-      }
+      if (why != nullptr) return at_record({i, why});
     }
     return {};
+  }
+
+  struct BadRecord {
+    std::size_t index = 0;  // in reading order
+    const char* why = nullptr;
+  };
+  static std::string at_record(const BadRecord& bad) {
+    std::string at = "record ";
+    at += std::to_string(bad.index + 1);
+    at += ": ";
+    at += bad.why;
+    return at;
   }
 
   // The rule one record breaks, or nullptr (no string is built for the records that are fine).
@@ -678,8 +709,11 @@ class Parser {
 
   const ReportParseLimits& limits_;
   Part part_;
-  std::atomic<bool>* abandoned_;   // set by the half that fails first; null for the serial parse
-  xmlParserCtxt* ctxt_ = nullptr;  // during read() only
+  std::atomic<bool>* abandoned_;  // set by the half that fails first; null for the serial parse
+  RecordTally* tally_;            // where records go instead of report_.records, when set
+  std::size_t records_read_ = 0;
+  std::optional<BadRecord> first_bad_record_;  // with a tally
+  xmlParserCtxt* ctxt_ = nullptr;              // during read() only
   AggregateReport report_;
   std::size_t depth_ = 0;        // open elements, <feedback> included
   std::vector<Field> fields_;    // of the open elements
@@ -794,7 +828,7 @@ struct Halves {
 // serial parse, which then decides alone, with its own messages and line numbers.
 std::optional<ReportParseResult> read_halves(const Halves& halves, std::size_t document_bytes,
                                              const ReportParseLimits& limits, const RunBoth& run_both,
-                                             ReportSplit& path) {
+                                             RecordTally* tally, ReportSplit& path) {
   init_libxml();  // on this thread, before two threads use libxml2 (xmlInitParser is not thread-safe)
   // Each on cache lines of its own: side by side on this stack, one parser's constantly written members
   // (text, depth) would share lines with the other's constantly read ones.
@@ -806,12 +840,17 @@ std::optional<ReportParseResult> read_halves(const Halves& halves, std::size_t d
     bool ok = false;
   };
   Flag abandoned;
-  Half head{Parser(limits, Part::head, &abandoned.set)};
-  Half tail{Parser(limits, Part::tail, &abandoned.set)};
+  // With a tally, each half counts into one of its own, appended to the caller's only once both were read.
+  const std::unique_ptr<RecordTally> head_tally = tally != nullptr ? tally->fresh() : nullptr;
+  const std::unique_ptr<RecordTally> tail_tally = tally != nullptr ? tally->fresh() : nullptr;
+  Half head{Parser(limits, Part::head, &abandoned.set, head_tally.get())};
+  Half tail{Parser(limits, Part::tail, &abandoned.set, tail_tally.get())};
   // The head's vector has room for the whole document's records, so the tail's move in without a copy of
   // the head's.
-  reserve_records(head.parser.records(), document_bytes, limits);
-  reserve_records(tail.parser.records(), halves.tail_bytes, limits);
+  if (tally == nullptr) {
+    reserve_records(head.parser.records(), document_bytes, limits);
+    reserve_records(tail.parser.records(), halves.tail_bytes, limits);
+  }
   // Each half checks its own records where it runs: that work is then done on both threads at once.
   const auto read_half = [&abandoned](Half& half, const Pieces& pieces) {
     half.ok = half.parser.read(pieces) && half.parser.records_follow_schema();
@@ -822,10 +861,17 @@ std::optional<ReportParseResult> read_halves(const Halves& halves, std::size_t d
   path = ReportSplit::fell_back;
   run_both(first, second);
   if (!head.ok || !tail.ok) return std::nullopt;
-  auto& records = head.parser.records();
-  auto& more = tail.parser.records();
-  if (more.size() > limits.max_records - std::min(limits.max_records, records.size())) return std::nullopt;
-  records.insert(records.end(), std::make_move_iterator(more.begin()), std::make_move_iterator(more.end()));
+  const std::size_t read = head.parser.records_read();
+  if (tail.parser.records_read() > limits.max_records - std::min(limits.max_records, read))
+    return std::nullopt;
+  if (tally != nullptr) {
+    tally->append(std::move(*head_tally));
+    tally->append(std::move(*tail_tally));
+  } else {
+    auto& records = head.parser.records();
+    auto& more = tail.parser.records();
+    records.insert(records.end(), std::make_move_iterator(more.begin()), std::make_move_iterator(more.end()));
+  }
   path = ReportSplit::merged;
   head.parser.records_checked();
   return head.parser.result();
@@ -834,7 +880,7 @@ std::optional<ReportParseResult> read_halves(const Halves& halves, std::size_t d
 // A document in memory is cut before the first "<record>" at or after its middle (else the last one before
 // it), behind the root start tag.
 std::optional<ReportParseResult> split_parse(std::string_view xml, const ReportParseLimits& limits,
-                                             const RunBoth& run_both, ReportSplit& path) {
+                                             const RunBoth& run_both, RecordTally* tally, ReportSplit& path) {
   if (!Parser::refused_unread(xml).empty() || !split_safe_encoding(xml)) return std::nullopt;
   const auto root_end = find_root_end(xml);
   if (!root_end) return std::nullopt;
@@ -849,14 +895,14 @@ std::optional<ReportParseResult> split_parse(std::string_view xml, const ReportP
   const Halves halves{{Piece{xml.substr(0, cut)}, Piece{kCloseRoot}},
                       {Piece{xml.substr(0, body)}, Piece{xml.substr(cut)}},
                       xml.size() - cut};
-  return read_halves(halves, xml.size(), limits, run_both, path);
+  return read_halves(halves, xml.size(), limits, run_both, tally, path);
 }
 
 // A document read through read_at is cut where one in memory would be, if its start and the window at its
 // middle show it (see parse_aggregate_report_at()).
 std::optional<ReportParseResult> split_parse_at(std::size_t size, const ReadAt& read_at,
                                                 const ReportParseLimits& limits, const RunBoth& run_both,
-                                                ReportSplit& path) {
+                                                RecordTally* tally, ReportSplit& path) {
   // The start, checked as a whole document in memory is (its prolog and root start tag must be in it); both
   // halves read these checked bytes, not the document's again.
   const std::size_t start_bytes = std::min(size, kReportStartBytes);
@@ -885,7 +931,7 @@ std::optional<ReportParseResult> split_parse_at(std::size_t size, const ReadAt& 
                        Piece{kCloseRoot}},
                       {Piece{head_start.substr(0, body)}, Piece{{}, &read_at, cut, size - cut}},
                       size - cut};
-  return read_halves(halves, size, limits, run_both, path);
+  return read_halves(halves, size, limits, run_both, tally, path);
 }
 
 }  // namespace
@@ -896,9 +942,10 @@ std::uint64_t AggregateReport::message_count() const {
   return n;
 }
 
-ReportParseResult parse_aggregate_report(std::string_view xml, const ReportParseLimits& limits) noexcept {
+ReportParseResult parse_aggregate_report(std::string_view xml, const ReportParseLimits& limits,
+                                         RecordTally* tally) noexcept {
   try {
-    return Parser(limits).run(xml);
+    return Parser(limits, Part::whole, nullptr, tally).run(xml);
   } catch (const std::exception& e) {
     try {
       return {std::nullopt, std::string("parser failure: ") + e.what()};
@@ -912,33 +959,43 @@ ReportParseResult parse_aggregate_report(std::string_view xml, const ReportParse
 
 ReportParseResult parse_aggregate_report(std::string_view xml, const ReportParseLimits& limits,
                                          const RunBoth& run_both, std::size_t min_split_bytes,
-                                         ReportSplit* split) noexcept {
+                                         ReportSplit* split, RecordTally* tally) noexcept {
   ReportSplit path = ReportSplit::none;
   if (run_both && xml.size() >= min_split_bytes && xml.size() <= kReportSplitMaxBytes) {
     try {
-      if (auto r = split_parse(xml, limits, run_both, path)) {
+      if (auto r = split_parse(xml, limits, run_both, tally, path)) {
         if (split != nullptr) *split = path;
         return std::move(*r);
       }
-    } catch (...) {  // NOLINT(bugprone-empty-catch): out of memory, or no thread: the serial parse decides
+    } catch (...) {
+      // Out of memory, or no thread: the serial parse decides, unless the halves' records were already
+      // counted into the tally (then out of memory in the last step, and only a failure is left to report).
+      if (tally != nullptr && path == ReportSplit::merged) {
+        if (split != nullptr) *split = path;
+        return {std::nullopt, "parser failure"};
+      }
     }
   }
   if (split != nullptr) *split = path == ReportSplit::merged ? ReportSplit::fell_back : path;
-  return parse_aggregate_report(xml, limits);
+  return parse_aggregate_report(xml, limits, tally);
 }
 
 std::optional<ReportParseResult> parse_aggregate_report_at(std::size_t size, const ReadAt& read_at,
                                                            const ReportParseLimits& limits,
                                                            const RunBoth& run_both,
-                                                           std::size_t min_split_bytes,
-                                                           ReportSplit* split) noexcept {
+                                                           std::size_t min_split_bytes, ReportSplit* split,
+                                                           RecordTally* tally) noexcept {
   ReportSplit path = ReportSplit::none;
   std::optional<ReportParseResult> result;
   if (run_both && read_at && size >= min_split_bytes && size <= kReportSplitMaxBytes) {
     try {
-      result = split_parse_at(size, read_at, limits, run_both, path);
-    } catch (...) {  // NOLINT(bugprone-empty-catch): out of memory, or no thread: the caller's serial parse
+      result = split_parse_at(size, read_at, limits, run_both, tally, path);
+    } catch (...) {
+      // Out of memory, or no thread: the caller's serial parse decides, unless the halves' records were
+      // already counted into the tally (as in parse_aggregate_report()).
       result.reset();
+      if (tally != nullptr && path == ReportSplit::merged)
+        result = ReportParseResult{std::nullopt, "parser failure"};
     }
   }
   if (split != nullptr) *split = path == ReportSplit::merged && !result ? ReportSplit::fell_back : path;

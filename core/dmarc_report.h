@@ -27,6 +27,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <span>
 #include <string>
@@ -111,6 +112,24 @@ struct ReportParseLimits {
   bool keep_record_details = true;
 };
 
+// Where a report's records go when the caller counts them instead of keeping them (`chainmail dmarc`, whose
+// summary needs a few fields of each): the parser hands each record over once it has closed and follows the
+// schema (with the details keep_record_details says), and the report's `records` stay empty. Verdicts and
+// error texts are the same as when records are kept. A document read as two halves gives each half a tally
+// of its own (fresh(), used on that half's thread), and appends both to the caller's, in document order,
+// once both halves were read; a record is then counted where it was read, on both threads at once, and
+// never stored, moved or merged. When the parse fails, what the tally holds is unspecified: drop it.
+class RecordTally {
+ public:
+  virtual ~RecordTally() = default;
+  virtual void add(DmarcRecord&& record) = 0;
+  // An empty tally of the same kind.
+  virtual std::unique_ptr<RecordTally> fresh() const = 0;
+  // The records of `later` (a tally from fresh()), as if added after this one's. Must not fail: the halves'
+  // records are counted nowhere else.
+  virtual void append(RecordTally&& later) noexcept = 0;
+};
+
 // Either a report, or the reason the document is not a valid one.
 struct ReportParseResult {
   std::optional<AggregateReport> report;
@@ -119,7 +138,8 @@ struct ReportParseResult {
   bool operator==(const ReportParseResult&) const = default;
 };
 
-ReportParseResult parse_aggregate_report(std::string_view xml, const ReportParseLimits& limits = {}) noexcept;
+ReportParseResult parse_aggregate_report(std::string_view xml, const ReportParseLimits& limits = {},
+                                         RecordTally* tally = nullptr) noexcept;
 
 // Runs both tasks and returns once both have finished; one of them may run on another thread. core/ starts no
 // thread itself: the caller says how (cli/ with a std::thread). The tasks never throw. If run_both throws, it
@@ -152,7 +172,7 @@ inline constexpr std::size_t kReportSplitMaxBytes = std::size_t{8} << 20;
 ReportParseResult parse_aggregate_report(std::string_view xml, const ReportParseLimits& limits,
                                          const RunBoth& run_both,
                                          std::size_t min_split_bytes = kReportSplitMinBytes,
-                                         ReportSplit* split = nullptr) noexcept;
+                                         ReportSplit* split = nullptr, RecordTally* tally = nullptr) noexcept;
 
 // Random access to a document that is not held in memory (cli/ reads it from a file): copies its bytes
 // [offset, offset + to.size()) into `to`; false when they cannot all be read (the file shrank, an I/O error).
@@ -175,12 +195,14 @@ inline constexpr std::size_t kReportMiddleBytes = std::size_t{16} * 1024;
 //   does not show a safe cut, a read before the halves failed); it may still be cut once it is in memory;
 // - fell_back: the halves were read and one failed in any way (a read, a NUL byte, anything the serial parse
 //   may report); reading it as two halves again would fail again.
-// Either way the caller reads the document whole, and parse_aggregate_report() decides.
+// Either way the caller reads the document whole, and parse_aggregate_report() decides; `tally` has then
+// been given nothing (the halves count into tallies of their own until both were read).
 std::optional<ReportParseResult> parse_aggregate_report_at(std::size_t size, const ReadAt& read_at,
                                                            const ReportParseLimits& limits,
                                                            const RunBoth& run_both,
                                                            std::size_t min_split_bytes = kReportSplitMinBytes,
-                                                           ReportSplit* split = nullptr) noexcept;
+                                                           ReportSplit* split = nullptr,
+                                                           RecordTally* tally = nullptr) noexcept;
 
 // True when the bytes look like the start of an aggregate report (an XML document whose root element is
 // <feedback>), so a part of unknown type can be recognised. Cheap; parses nothing.

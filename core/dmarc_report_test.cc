@@ -13,6 +13,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <span>
@@ -476,17 +477,70 @@ class Reads {
   std::size_t largest_ = 0;
 };
 
+// A RecordTally that keeps what it is given, in order (the summary's counts are tested in
+// dmarc_summary_test.cc).
+class KeepingTally final : public RecordTally {
+ public:
+  void add(DmarcRecord&& record) override { records.push_back(std::move(record)); }
+  std::unique_ptr<RecordTally> fresh() const override { return std::make_unique<KeepingTally>(); }
+  void append(RecordTally&& later) noexcept override {
+    auto& more = static_cast<KeepingTally&>(later).records;
+    for (auto& r : more) records.push_back(std::move(r));  // tests only: an allocation failure ends the test
+  }
+  std::vector<DmarcRecord> records;
+};
+
+// Parsed with a tally, a document gets the verdict and error text it gets without one; a report comes with
+// no records, and the tally holds the serial parse's, in document order.
+void expect_tally_as_serial(const std::string& name, const ReportParseResult& serial,
+                            const ReportParseResult& with_tally, const KeepingTally& tally) {
+  EXPECT_EQ(with_tally.error, serial.error) << name << ", with a tally";
+  ASSERT_EQ(with_tally.ok(), serial.ok()) << name << ", with a tally";
+  if (!serial.ok()) return;
+  EXPECT_TRUE(with_tally.report->records.empty()) << name << ", with a tally";
+  auto as_kept = *with_tally.report;
+  as_kept.records = tally.records;
+  EXPECT_TRUE(as_kept == *serial.report) << name << ", with a tally: " << tally.records.size() << " of "
+                                         << serial.report->records.size() << " records";
+}
+
 // The split parse, with threads and in turn, gives exactly the serial result, along the expected path; and
 // so does the split parse of the document read piece by piece, which merges exactly where the other does
-// (or, expected_at, says none where only the other can cut, before the middle), and falls back alike.
+// (or, expected_at, says none where only the other can cut, before the middle), and falls back alike. Each
+// of them, given a tally, counts exactly the serial parse's records into it (and nothing when it leaves the
+// document to the caller).
 void expect_as_serial(const std::string& name, std::string_view xml, ReportSplit expected,
                       const ReportParseLimits& limits = {}, std::optional<ReportSplit> expected_at = {}) {
   const auto serial = parse_aggregate_report(xml, limits);
+  {
+    KeepingTally tally;
+    expect_tally_as_serial(name + ", serial", serial, parse_aggregate_report(xml, limits, &tally), tally);
+  }
   for (const Runner run : kRunners) {
     ReportSplit path = ReportSplit::merged;
     const auto split = parse_aggregate_report(xml, limits, run, 1, &path);
     EXPECT_TRUE(split == serial) << name << ": serial " << describe(serial) << ", split " << describe(split);
     EXPECT_EQ(path, expected) << name << " (" << describe(serial) << ")";
+    {
+      KeepingTally tally;
+      ReportSplit tally_path = ReportSplit::merged;
+      const auto counted = parse_aggregate_report(xml, limits, run, 1, &tally_path, &tally);
+      expect_tally_as_serial(name + ", split", serial, counted, tally);
+      EXPECT_EQ(tally_path, expected) << name << ", with a tally";
+    }
+    {
+      KeepingTally tally;
+      Reads reads(xml);
+      ReportSplit tally_path = ReportSplit::merged;
+      const auto counted =
+          parse_aggregate_report_at(xml.size(), reads.read_at(), limits, run, 1, &tally_path, &tally);
+      EXPECT_EQ(tally_path, expected_at.value_or(expected)) << name << ", read piece by piece with a tally";
+      if (counted) {
+        expect_tally_as_serial(name + ", read piece by piece", serial, *counted, tally);
+      } else {
+        EXPECT_TRUE(tally.records.empty()) << name << ": counted, then left to the caller";
+      }
+    }
 
     Reads reads(xml);
     ReportSplit at_path = ReportSplit::merged;

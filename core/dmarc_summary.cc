@@ -235,7 +235,61 @@ bool DmarcFilter::matches(const AggregateReport& report) const {
   return true;
 }
 
+void MessageCounts::add(std::uint64_t n, bool dkim, bool spf) {
+  messages += n;
+  (dkim ? dkim_pass : dkim_fail) += n;
+  (spf ? spf_pass : spf_fail) += n;
+  (dkim || spf ? dmarc_pass : dmarc_fail) += n;
+}
+
+MessageCounts& MessageCounts::operator+=(const MessageCounts& o) {
+  messages += o.messages;
+  dmarc_pass += o.dmarc_pass;
+  dmarc_fail += o.dmarc_fail;
+  dkim_pass += o.dkim_pass;
+  dkim_fail += o.dkim_fail;
+  spf_pass += o.spf_pass;
+  spf_fail += o.spf_fail;
+  return *this;
+}
+
+void SourceTally::add(DmarcRecord&& r) {
+  const std::uint64_t n = r.count;
+  totals_.add(n, r.dkim == "pass", r.spf == "pass");
+  // The record is the parser's to drop: its strings move into the key.
+  auto& counts = sources_[SourceKey{std::move(r.source_ip), std::move(r.header_from),
+                                    std::move(r.disposition), std::move(r.dkim), std::move(r.spf)}];
+  counts.messages += n;
+  ++counts.records;
+}
+
+void SourceTally::append(RecordTally&& later) noexcept {
+  auto& other = static_cast<SourceTally&>(later);
+  totals_ += other.totals_;
+  if (sources_.empty()) {
+    sources_.swap(other.sources_);
+    return;
+  }
+  // Node by node: std::map::merge() would leave the keys both hold in `other`, uncounted.
+  for (auto it = other.sources_.begin(); it != other.sources_.end();) {
+    const auto next = std::next(it);
+    auto node = other.sources_.extract(it);
+    const auto [at, inserted, rest] = sources_.insert(std::move(node));
+    if (!inserted) {
+      at->second.messages += rest.mapped().messages;
+      at->second.records += rest.mapped().records;
+    }
+    it = next;
+  }
+}
+
 DmarcSummary::Added DmarcSummary::add(const AggregateReport& report) {
+  SourceTally tally;
+  for (const auto& r : report.records) tally.add(DmarcRecord(r));
+  return add(report, std::move(tally));
+}
+
+DmarcSummary::Added DmarcSummary::add(const AggregateReport& report, SourceTally&& tally) {
   if (!filter_.matches(report)) {
     ++filtered_;
     return Added::Filtered;
@@ -260,30 +314,42 @@ DmarcSummary::Added DmarcSummary::add(const AggregateReport& report) {
   row->end = m.end;
   row->domain = report.policy.domain;
   row->policy = report.policy.p;
+  static_cast<MessageCounts&>(*row) = tally.totals_;
 
-  // One report may list the same key in several records; it counts once in SourceRow::reports.
-  ++counted_;
-  for (const auto& r : report.records) {
-    row->messages += r.count;
-    const bool dkim = r.dkim == "pass";
-    const bool spf = r.spf == "pass";
-    (dkim ? row->dkim_pass : row->dkim_fail) += r.count;
-    (spf ? row->spf_pass : row->spf_fail) += r.count;
-    (dkim || spf ? row->dmarc_pass : row->dmarc_fail) += r.count;
-    // One hash and one lookup per record: inserted first, taken back out when past the cap.
-    auto [found, inserted] =
-        sources_.try_emplace(SourceKey{r.source_ip, r.header_from, r.disposition, r.dkim, r.spf});
-    if (inserted && sources_.size() > limits_.max_sources) {
-      sources_.erase(found);
-      ++folded_sources_;
-      found = sources_.try_emplace(SourceKey{std::string(kOtherSources), {}, {}, {}, {}}).first;
+  // Each key of the tally is one report's: it counts once in SourceRow::reports, however many records had it.
+  // New keys are spliced in, node and all (the parser's threads made them); past the cap, their records go
+  // to the "(other)" row, which also counts each report once.
+  auto& from = tally.sources_;
+  if (sources_.empty() && from.size() <= limits_.max_sources) {  // the first report: its tally is the start
+    sources_.swap(from);
+    for (auto& [key, counts] : sources_) counts.reports = 1;
+    messages_ += row->messages;
+    return Added::Counted;
+  }
+  bool folded = false;
+  std::uint64_t folded_messages = 0;
+  for (auto it = from.begin(); it != from.end();) {
+    const auto next = std::next(it);
+    // One descent per key: where it is, or where it goes (the hint for the insertion).
+    const auto found = sources_.lower_bound(it->first);
+    if (found != sources_.end() && !(it->first < found->first)) {
+      found->second.messages += it->second.messages;
+      ++found->second.reports;
+    } else if (sources_.size() < limits_.max_sources) {
+      auto node = from.extract(it);
+      node.mapped().reports = 1;
+      sources_.insert(found, std::move(node));
+    } else {
+      folded = true;
+      folded_messages += it->second.messages;
+      folded_sources_ += it->second.records;
     }
-    auto& src = found->second;
-    src.messages += r.count;
-    if (src.last_report != counted_) {
-      src.last_report = counted_;
-      ++src.reports;
-    }
+    it = next;
+  }
+  if (folded) {
+    auto& other = sources_[SourceKey{std::string(kOtherSources), {}, {}, {}, {}}];
+    other.messages += folded_messages;
+    ++other.reports;
   }
   messages_ += row->messages;
   return Added::Counted;

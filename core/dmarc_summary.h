@@ -16,6 +16,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -43,15 +44,8 @@ std::optional<std::int64_t> parse_day(std::string_view text);
 // Seconds since the epoch -> "YYYY-MM-DD HH:MM:SS" (UTC).
 std::string format_time(std::int64_t t);
 
-// One report, as shown.
-struct ReportRow {
-  std::string org_name;
-  std::string email;
-  std::string report_id;
-  std::int64_t begin = 0;
-  std::int64_t end = 0;
-  std::string domain;
-  std::string policy;  // p, e.g. "reject"
+// Messages by evaluated result: of one report (ReportRow), or of the records counted so far (SourceTally).
+struct MessageCounts {
   std::uint64_t messages = 0;
   std::uint64_t dmarc_pass = 0;  // messages with DKIM or SPF pass in policy_evaluated
   std::uint64_t dmarc_fail = 0;
@@ -59,6 +53,20 @@ struct ReportRow {
   std::uint64_t dkim_fail = 0;
   std::uint64_t spf_pass = 0;
   std::uint64_t spf_fail = 0;
+
+  void add(std::uint64_t n, bool dkim_pass, bool spf_pass);
+  MessageCounts& operator+=(const MessageCounts& o);
+};
+
+// One report, as shown.
+struct ReportRow : MessageCounts {
+  std::string org_name;
+  std::string email;
+  std::string report_id;
+  std::int64_t begin = 0;
+  std::int64_t end = 0;
+  std::string domain;
+  std::string policy;  // p, e.g. "reject"
 };
 
 // One aggregation key: who sent mail as which From domain, what the receiver did, and why.
@@ -82,8 +90,9 @@ struct SourceRow {
 };
 
 // What one summary may hold, whatever the corpus: rows past a cap are still counted, in the totals and (for
-// sources) in one "(other)" row, but not listed. Rendering costs about 1 KB per row at its peak; the defaults
-// keep `chainmail dmarc` under 64 MB.
+// sources) in one "(other)" row, but not listed (a report's new sources are taken in key order, so which ones
+// are listed does not depend on how its records were read). Rendering costs about 1 KB per row at its peak;
+// the defaults keep `chainmail dmarc` under 64 MB.
 struct DmarcSummaryLimits {
   std::size_t max_reports = 10000;  // listed reports (and the ids remembered to spot duplicates)
   std::size_t max_sources = 30000;  // distinct source keys
@@ -92,6 +101,34 @@ struct DmarcSummaryLimits {
 // The source key that collects the sources past DmarcSummaryLimits::max_sources.
 inline constexpr std::string_view kOtherSources = "(other)";
 
+// What is counted per source key: in a SourceTally, the messages and records of one report; in a
+// DmarcSummary, the messages and the reports that mention it. One type, so that a tally's entries move into
+// the summary node and all.
+struct SourceCounts {
+  std::uint64_t messages = 0;
+  std::uint64_t records = 0;
+  std::uint64_t reports = 0;
+};
+
+// One report's records as the summary counts them: messages per source key, and the report's totals. The
+// parser fills it record by record (RecordTally: on both threads of a split parse, no record stored), and
+// DmarcSummary::add() folds it in. A tally is one report's: each of its keys counts as one report.
+class SourceTally final : public RecordTally {
+ public:
+  void add(DmarcRecord&& record) override;
+  std::unique_ptr<RecordTally> fresh() const override { return std::make_unique<SourceTally>(); }
+  // `later` must be a SourceTally. Its entries are moved over node by node (no allocation, so no failure).
+  void append(RecordTally&& later) noexcept override;
+
+  std::uint64_t messages() const { return totals_.messages; }
+
+ private:
+  friend class DmarcSummary;
+  MessageCounts totals_;
+  // Ordered, not hashed: see DmarcSummary::sources_.
+  std::map<SourceKey, SourceCounts> sources_;
+};
+
 class DmarcSummary {
  public:
   explicit DmarcSummary(DmarcFilter filter = {}, DmarcSummaryLimits limits = {})
@@ -99,6 +136,8 @@ class DmarcSummary {
 
   enum class Added { Counted, Filtered, Duplicate };
   Added add(const AggregateReport& report);
+  // A report parsed with `tally` (its records counted there, not kept).
+  Added add(const AggregateReport& report, SourceTally&& tally);
 
   // Reports sorted by begin, organisation, report id.
   std::vector<ReportRow> reports() const;
@@ -114,11 +153,6 @@ class DmarcSummary {
 
  private:
   using ReportId = std::tuple<std::string, std::string, std::string, std::int64_t, std::int64_t>;
-  struct SourceCounts {
-    std::uint64_t messages = 0;
-    std::uint64_t reports = 0;
-    std::uint64_t last_report = 0;  // the counted_ of the last report that mentioned it
-  };
   DmarcFilter filter_;
   DmarcSummaryLimits limits_;
   std::map<ReportId, ReportRow> reports_;
@@ -126,7 +160,6 @@ class DmarcSummary {
   // table with a fixed hash can be fed colliding keys); it also costs fewer instructions than hashing five
   // strings per record did.
   std::map<SourceKey, SourceCounts> sources_;
-  std::uint64_t counted_ = 0;  // reports counted so far
   std::uint64_t unlisted_reports_ = 0;
   std::uint64_t folded_sources_ = 0;
   std::uint64_t messages_ = 0;

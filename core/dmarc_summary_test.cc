@@ -135,6 +135,55 @@ TEST(DmarcSummary, LimitsBoundWhatIsKeptNotWhatIsCounted) {
   EXPECT_EQ(s.folded_sources(), 2U);
 }
 
+// A report counted through a SourceTally (as `chainmail dmarc` parses it: each half of its records into a
+// tally of its own, the two appended) is summarised exactly as from its records, up to the limits.
+TEST(SourceTally, SummarisesAsTheRecordsDo) {
+  std::vector<AggregateReport> reports;
+  for (int i = 0; i < 6; ++i) {
+    std::vector<DmarcRecord> records;
+    for (int j = 0; j < 7; ++j) {
+      const int host = (i * 3 + j) % 4;  // keys shared within and across reports, and across the halves
+      records.push_back(record("192.0.2." + std::to_string(host), static_cast<std::uint64_t>(j) + 1,
+                               host == 0 ? "reject" : "none", host % 2 == 0 ? "pass" : "fail",
+                               host < 2 ? "pass" : "fail", j == 3 ? "b.example" : "a.example"));
+    }
+    reports.push_back(report("org" + std::to_string(i % 4), std::to_string(i % 5),
+                             kDay1 + std::int64_t{i} * 86400, "example.com", std::move(records)));
+  }
+  reports.push_back(reports[1]);  // a duplicate
+  for (const DmarcSummaryLimits limits : {DmarcSummaryLimits{}, DmarcSummaryLimits{3, 4}}) {
+    DmarcSummary from_records({}, limits);
+    DmarcSummary from_tallies({}, limits);
+    for (const auto& r : reports) {
+      SourceTally head;
+      auto tail = head.fresh();
+      const std::size_t cut = r.records.size() / 2;
+      for (std::size_t k = 0; k < r.records.size(); ++k) {
+        if (k < cut) {
+          head.add(DmarcRecord(r.records[k]));
+        } else {
+          tail->add(DmarcRecord(r.records[k]));
+        }
+      }
+      head.append(std::move(*tail));
+      auto without = r;
+      without.records.clear();
+      EXPECT_EQ(from_tallies.add(without, std::move(head)), from_records.add(r));
+    }
+    const auto csv = [](const DmarcSummary& s) {
+      return render_dmarc_csv(s.reports(), s.sources(), DmarcView::All, false);
+    };
+    EXPECT_EQ(csv(from_tallies), csv(from_records));
+    EXPECT_EQ(from_tallies.messages(), from_records.messages());
+    EXPECT_EQ(from_tallies.duplicates(), 1U);
+    EXPECT_EQ(from_tallies.folded_sources(), from_records.folded_sources());
+    EXPECT_EQ(from_tallies.unlisted_reports(), from_records.unlisted_reports());
+    if (limits.max_sources == 4) {
+      EXPECT_GT(from_records.folded_sources(), 0U);
+    }
+  }
+}
+
 struct FilterCase {
   const char* name;
   DmarcFilter filter;
