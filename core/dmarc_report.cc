@@ -1,6 +1,7 @@
 // dmarc_report.cc - see dmarc_report.h. libxml2's SAX2 parser, each open element's place in the schema's tree
-// (dmarc_report_fields.h), and one handler per leaf; the schema rules are checked once the document has been
-// read. A large document can be read as two halves at once (split_parse()), with the serial parse as referee.
+// (dmarc_report_fields.h), and one handler per leaf; each record's schema rules are checked as it closes, the
+// report's once the document has been read. A large document can be read as two halves at once
+// (split_parse()), with the serial parse as referee.
 #include "core/dmarc_report.h"
 
 #include <libxml/SAX2.h>
@@ -185,13 +186,6 @@ struct PieceSource {
   }
 };
 
-// A record whose auth results broke the schema, when records do not keep them (see Parser::auth_error()).
-struct AuthError {
-  std::size_t record = 0;  // its index in reading order
-  bool dkim = false;       // a DKIM result did
-  bool spf = false;        // an SPF result did
-};
-
 // What a Parser reads. A whole document is the serial parse. The head and tail of a split document (see
 // split_parse()) are read as the serial parse reads those parts, except that the tail accepts nothing but
 // <record> directly under <feedback> (a report_metadata, policy_published or version after the cut would be
@@ -241,15 +235,10 @@ class Parser {
   std::vector<DmarcRecord>& records() { return report_.records; }
   std::size_t records_read() const { return records_read_; }
 
-  // For a half of a split document, on its own thread, after a successful read(): whether every record it
-  // read follows the schema. When one does not, the serial parse decides (and names the record); when all
-  // do, the merged report's result() need not check them again (records_checked()).
-  bool records_follow_schema() const {
-    if (tally_ != nullptr) return !first_bad_record_;  // each was checked as it closed
-    return auth_errors_.empty() && std::all_of(report_.records.begin(), report_.records.end(),
-                                               [](const DmarcRecord& r) { return check(r) == nullptr; });
-  }
-  void records_checked() { records_checked_ = true; }
+  // For a half of a split document, after a successful read(): whether every record it read follows the
+  // schema (each was checked as it closed, on the half's own thread). When one does not, the serial parse
+  // decides (and names the record).
+  bool records_follow_schema() const { return !first_bad_record_; }
 
   // After a successful read(): the report, or the first schema rule it breaks.
   ReportParseResult result() {
@@ -440,6 +429,8 @@ class Parser {
         if (tally_ != nullptr) report_.records.clear();
         report_.records.emplace_back();
         seen_count_ = false;
+        dkim_result_broken_ = false;
+        spf_result_broken_ = false;
         break;
       case Field::record_dkim:
         if (!report_.records.empty()) open_auth(report_.records.back().dkim_results);
@@ -567,13 +558,13 @@ class Parser {
         break;
       // Without the details, each auth result is checked as it closes, and only a broken one is remembered.
       case Field::record_dkim:
-        if (!limits_.keep_record_details && !dkim_result_ok(auth_result_)) auth_error(&AuthError::dkim);
+        if (!limits_.keep_record_details && !dkim_result_ok(auth_result_)) dkim_result_broken_ = true;
         break;
       case Field::record_spf:
-        if (!limits_.keep_record_details && !spf_result_ok(auth_result_)) auth_error(&AuthError::spf);
+        if (!limits_.keep_record_details && !spf_result_ok(auth_result_)) spf_result_broken_ = true;
         break;
       case Field::record:
-        if (tally_ != nullptr) hand_over(r);
+        record_closed(r);
         break;
       default:
         break;
@@ -581,18 +572,18 @@ class Parser {
     return true;
   }
 
-  // A record has closed, with a tally: checked now (by the rules check() applies to kept records, in the
-  // same order), then counted if it follows them; only the first one that does not is remembered, which is
-  // the one check() would name.
-  void hand_over(DmarcRecord& r) {
-    const std::size_t index = records_read_ - 1;
+  // A record has closed: it is checked now, its auth results after its other fields and DKIM's before SPF's
+  // (kept, check() reads them; else they were checked as they closed). Only the first record that breaks a
+  // rule is remembered: the one check() names, once the report-level rules hold. With a tally, a record that
+  // follows the rules is handed over.
+  void record_closed(DmarcRecord& r) {
     const char* why = check(r);
-    if (why == nullptr && !auth_errors_.empty() && auth_errors_.back().record == index)
-      why = auth_errors_.back().dkim ? kBadDkimResult : kBadSpfResult;
-    if (why == nullptr) {
+    if (why == nullptr && dkim_result_broken_) why = kBadDkimResult;
+    if (why == nullptr && spf_result_broken_) why = kBadSpfResult;
+    if (why != nullptr) {
+      if (!first_bad_record_) first_bad_record_ = BadRecord{records_read_ - 1, why};
+    } else if (tally_ != nullptr) {
       tally_->add(std::move(r));
-    } else if (!first_bad_record_) {
-      first_bad_record_ = BadRecord{index, why};
     }
   }
 
@@ -613,13 +604,6 @@ class Parser {
     } else if (!results.empty()) {
       auth(f, v, results.back());
     }
-  }
-
-  // The last record (being read) broke a rule with an auth result it does not keep.
-  void auth_error(bool AuthError::*which) {
-    const std::size_t record = records_read_ - 1;
-    if (auth_errors_.empty() || auth_errors_.back().record != record) auth_errors_.push_back({record});
-    auth_errors_.back().*which = true;
   }
 
   static void auth(Field f, std::string_view v, DmarcAuthResult& a) {
@@ -659,29 +643,18 @@ class Parser {
       return "policy_published/sp is not none|quarantine|reject";
     if (!p.adkim.empty() && !one_of(p.adkim, {"r", "s"})) return "policy_published/adkim is not r|s";
     if (!p.aspf.empty() && !one_of(p.aspf, {"r", "s"})) return "policy_published/aspf is not r|s";
-    if (tally_ != nullptr) return first_bad_record_ ? at_record(*first_bad_record_) : std::string();
-    for (std::size_t i = 0; !records_checked_ && i < report_.records.size(); ++i) {
-      const char* why = check(report_.records[i]);
-      // A record's own auth results are checked after its other fields, DKIM's before SPF's (as check() does
-      // when the record keeps them); only the first record with a broken one can matter.
-      if (why == nullptr && !auth_errors_.empty() && auth_errors_.front().record == i)
-        why = auth_errors_.front().dkim ? kBadDkimResult : kBadSpfResult;
-      if (why != nullptr) return at_record({i, why});
-    }
-    return {};
+    if (!first_bad_record_) return {};
+    std::string at = "record ";
+    at += std::to_string(first_bad_record_->index + 1);
+    at += ": ";
+    at += first_bad_record_->why;
+    return at;
   }
 
   struct BadRecord {
     std::size_t index = 0;  // in reading order
     const char* why = nullptr;
   };
-  static std::string at_record(const BadRecord& bad) {
-    std::string at = "record ";
-    at += std::to_string(bad.index + 1);
-    at += ": ";
-    at += bad.why;
-    return at;
-  }
 
   // The rule one record breaks, or nullptr (no string is built for the records that are fine).
   static const char* check(const DmarcRecord& r) {
@@ -712,8 +685,8 @@ class Parser {
   std::atomic<bool>* abandoned_;  // set by the half that fails first; null for the serial parse
   RecordTally* tally_;            // where records go instead of report_.records, when set
   std::size_t records_read_ = 0;
-  std::optional<BadRecord> first_bad_record_;  // with a tally
-  xmlParserCtxt* ctxt_ = nullptr;              // during read() only
+  std::optional<BadRecord> first_bad_record_;
+  xmlParserCtxt* ctxt_ = nullptr;  // during read() only
   AggregateReport report_;
   std::size_t depth_ = 0;        // open elements, <feedback> included
   std::vector<Field> fields_;    // of the open elements
@@ -726,11 +699,11 @@ class Parser {
   bool seen_begin_ = false;
   bool seen_end_ = false;
   bool seen_count_ = false;
-  bool records_checked_ = false;  // by the halves of a split document, on their threads
   // Without the record details (ReportParseLimits::keep_record_details): the result of the auth result being
-  // read, and the records whose auth results broke the schema, in reading order.
+  // read, and whether one of the record's DKIM or SPF results broke the schema.
   std::string auth_result_;
-  std::vector<AuthError> auth_errors_;
+  bool dkim_result_broken_ = false;
+  bool spf_result_broken_ = false;
 };
 
 // Two cache lines: the adjacent-line prefetcher fetches lines in pairs.
@@ -820,7 +793,8 @@ struct Halves {
 //   leaves stray "-->", "]]>" or end tags in the tail.)
 // - The Parser's state at the cut that a record depends on is the same in both (the depth, the open fields,
 //   the root namespace); what carries over is only the metadata and policy seen (the tail refuses those) and
-//   the record count (checked on the sum). The schema rules are checked once, on the merged report.
+//   the record count (checked on the sum). Each half checks its own records (by their own contents only);
+//   the report-level rules are checked once, on the merged report.
 // - Every byte of the document is read by one half or the other (the tail skips only what the head reads),
 //   so a NUL byte anywhere, which refused_unread() finds in a document in memory, fails a half when the
 //   document is read piece by piece.
@@ -851,7 +825,7 @@ std::optional<ReportParseResult> read_halves(const Halves& halves, std::size_t d
     reserve_records(head.parser.records(), document_bytes, limits);
     reserve_records(tail.parser.records(), halves.tail_bytes, limits);
   }
-  // Each half checks its own records where it runs: that work is then done on both threads at once.
+  // Each half checks its own records as it reads them: that work is then done on both threads at once.
   const auto read_half = [&abandoned](Half& half, const Pieces& pieces) {
     half.ok = half.parser.read(pieces) && half.parser.records_follow_schema();
     if (!half.ok) abandoned.set.store(true, std::memory_order_relaxed);
@@ -873,7 +847,6 @@ std::optional<ReportParseResult> read_halves(const Halves& halves, std::size_t d
     records.insert(records.end(), std::make_move_iterator(more.begin()), std::make_move_iterator(more.end()));
   }
   path = ReportSplit::merged;
-  head.parser.records_checked();
   return head.parser.result();
 }
 

@@ -969,6 +969,9 @@ TEST(DmarcReportLean, GivesTheSameVerdictsWithoutTheDetails) {
   // Both broken in record 71: DKIM's is named, as check() names it when the record keeps its results.
   EXPECT_EQ(parse_aggregate_report(std::get<1>(docs[4])).error,
             "record 71: auth_results/dkim/result is not a DKIM result");
+  // Two broken records: the first is named, whichever rule each breaks, with or without the details.
+  EXPECT_EQ(parse_aggregate_report(std::get<1>(docs[5])).error,
+            "record 81: auth_results/spf/result is not an SPF result");
 }
 
 TEST(DmarcReportLean, AgreesOnTheSampleCorpus) {
