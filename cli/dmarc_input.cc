@@ -248,8 +248,13 @@ DecodedFile decode_report_file(std::string_view data, const ReportReadLimits& li
 
 ReportWalkStats for_each_report(const std::vector<fs::path>& paths, const ReportReadLimits& limits,
                                 const ReportSink& report, const BadSink& bad) {
-  ReportWalkStats stats;
   HelperThread helper;
+  return for_each_report(paths, limits, report, bad, helper);
+}
+
+ReportWalkStats for_each_report(const std::vector<fs::path>& paths, const ReportReadLimits& limits,
+                                const ReportSink& report, const BadSink& bad, HelperThread& helper) {
+  ReportWalkStats stats;
   for (const auto& path : paths) {
     std::error_code ec;
     const auto status = fs::status(path, ec);

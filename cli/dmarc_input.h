@@ -58,6 +58,11 @@ using BadSink = std::function<void(const std::filesystem::path& file, const std:
 
 ReportWalkStats for_each_report(const std::vector<std::filesystem::path>& paths,
                                 const ReportReadLimits& limits, const ReportSink& report, const BadSink& bad);
+// The same with the caller's helper thread (the one above keeps its own): a caller that knows a large report
+// is coming can prepare() it before its own setup, so that the thread runs by the time the report is read.
+ReportWalkStats for_each_report(const std::vector<std::filesystem::path>& paths,
+                                const ReportReadLimits& limits, const ReportSink& report, const BadSink& bad,
+                                HelperThread& helper);
 
 // The reports in one file's bytes (already read), or the reason there is none. A message may hold several.
 struct DecodedFile {

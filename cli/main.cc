@@ -11,10 +11,10 @@
 // Exit status follows sysexits(3) where it matters to scripts: 75 temporary trouble (try again), 78
 // configuration error, 64 usage; for route also 1 when some address is not routed; for dmarc 1 when some
 // file or report was bad (each is named on stderr and skipped; the output covers the rest).
-#include <malloc.h>
 #include <sysexits.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -30,6 +30,7 @@
 #include "cli/dmarc_input.h"
 #include "cli/dmarc_json.h"
 #include "cli/module_loader.h"
+#include "cli/report_heap.h"
 #include "core/dmarc_summary.h"
 
 namespace {
@@ -79,12 +80,18 @@ struct DmarcOptions {
 
 int cmd_dmarc(const std::string& config_path, const DmarcOptions& o) {
   using chainmail::DmarcView;
-  // A folder of reports is read one file at a time, each file (and libxml2's copy of it) up to megabytes:
-  // glibc would map and unmap every such buffer, and the page faults were a fifth of the parse time. Keep
-  // freed memory for the next file instead (the heap stays as large as the largest report, bounded by the
-  // decompression cap).
-  mallopt(M_MMAP_THRESHOLD, 64 << 20);
-  mallopt(M_TRIM_THRESHOLD, 128 << 20);
+  // The largest file named: the heap is prepared for it, and when it is large enough to be read as two halves
+  // at once (core/dmarc_report.h), the thread that reads the second half is started now, while the
+  // configuration is read: a thread's first run on an idle virtual CPU waits for the hypervisor (about a
+  // millisecond, helper_thread.h), and the first half used to wait for it.
+  std::uintmax_t largest = 0;
+  for (const auto& p : o.paths) {
+    std::error_code ec;
+    const std::uintmax_t size = std::filesystem::file_size(p, ec);  // fails for a directory
+    if (!ec) largest = std::max(largest, size);
+  }
+  chainmail::HelperThread helper;
+  if (largest >= chainmail::kReportSplitMinBytes) helper.prepare();
   // Files named on the command line need no configuration unless one is asked for; the Maildir does.
   Config config = chainmail::default_config();
   if (o.config_given || o.paths.empty() || std::filesystem::exists(config_path)) {
@@ -125,6 +132,11 @@ int cmd_dmarc(const std::string& config_path, const DmarcOptions& o) {
     }
   }
 
+  // The heap a report needs is about its size (cli/report_heap.h): mapped at once for the largest file named
+  // (not more than the decompression cap); a folder's files reuse the heap of the one before.
+  chainmail::prepare_report_heap(static_cast<std::size_t>(std::min<std::uintmax_t>(
+      largest, static_cast<std::uintmax_t>(config.dmarc_reports.max_decompressed_bytes))));
+
   chainmail::ReportReadLimits limits;
   const auto& r = config.dmarc_reports;
   limits.max_file_bytes = static_cast<std::size_t>(r.max_message_bytes);
@@ -151,7 +163,8 @@ int cmd_dmarc(const std::string& config_path, const DmarcOptions& o) {
       [](const std::filesystem::path& file, const std::string& reason) {
         std::cerr << "chainmail: dmarc: " << chainmail::printable(file.string()) << ": "
                   << chainmail::printable(reason.substr(0, 300)) << "\n";
-      });
+      },
+      helper);
 
   if (summary.unlisted_reports() > 0 || summary.folded_sources() > 0)
     std::cerr << "chainmail: dmarc: memory limits: " << summary.unlisted_reports()
