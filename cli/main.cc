@@ -90,6 +90,7 @@ int cmd_dmarc(const std::string& config_path, const DmarcOptions& o) {
     const std::uintmax_t size = std::filesystem::file_size(p, ec);  // fails for a directory
     if (!ec) largest = std::max(largest, size);
   }
+  chainmail::set_up_report_malloc();  // before the helper thread starts
   chainmail::HelperThread helper;
   if (largest >= chainmail::kReportSplitMinBytes) helper.prepare();
   // Files named on the command line need no configuration unless one is asked for; the Maildir does.
@@ -134,7 +135,7 @@ int cmd_dmarc(const std::string& config_path, const DmarcOptions& o) {
 
   // The heap a report needs is about its size (cli/report_heap.h): mapped at once for the largest file named
   // (not more than the decompression cap); a folder's files reuse the heap of the one before.
-  chainmail::prepare_report_heap(static_cast<std::size_t>(std::min<std::uintmax_t>(
+  chainmail::map_heap_ahead(static_cast<std::size_t>(std::min<std::uintmax_t>(
       largest, static_cast<std::uintmax_t>(config.dmarc_reports.max_decompressed_bytes))));
 
   chainmail::ReportReadLimits limits;

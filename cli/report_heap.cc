@@ -10,10 +10,13 @@
 
 namespace chainmail {
 
-std::size_t prepare_report_heap(std::size_t expected_bytes) noexcept {
+void set_up_report_malloc() noexcept {
   mallopt(M_MMAP_THRESHOLD, 64 << 20);
   mallopt(M_TRIM_THRESHOLD, 128 << 20);
   mallopt(M_ARENA_MAX, 1);
+}
+
+std::size_t map_heap_ahead(std::size_t expected_bytes) noexcept {
   if (expected_bytes == 0) return 0;
   // Allocated and freed at once: below the mmap threshold the block is cut from the top of the heap, and
   // freed it joins the top again, whose pages stay (below the trim threshold) for the allocations to come.

@@ -43,14 +43,15 @@ long minor_faults() {
 }
 
 TEST(ReportHeap, MapsNothingForNothing) {
-  EXPECT_EQ(prepare_report_heap(0), 0U);
+  EXPECT_EQ(map_heap_ahead(0), 0U);
 }
 
 TEST(ReportHeap, MapsTheWholePagesOfWhatItIsAskedFor) {
   if (!kernel_can_populate()) GTEST_SKIP() << "kernel older than 5.14: nothing is mapped ahead";
   const auto page = static_cast<std::size_t>(sysconf(_SC_PAGESIZE));
   const std::size_t asked = (1U << 20) + 100;
-  const std::size_t mapped = prepare_report_heap(asked);
+  set_up_report_malloc();
+  const std::size_t mapped = map_heap_ahead(asked);
   EXPECT_LE(mapped, asked);
   EXPECT_GE(mapped, asked - 2 * page);  // the block's first and last partial pages are left out
   EXPECT_EQ(mapped % page, 0U);
@@ -61,7 +62,8 @@ TEST(ReportHeap, MapsTheWholePagesOfWhatItIsAskedFor) {
 TEST(ReportHeap, AllocationsThatFitTakeNoPageFaults) {
   if (!kernel_can_populate()) GTEST_SKIP() << "kernel older than 5.14: nothing is mapped ahead";
   if (!kGlibcMalloc) GTEST_SKIP() << "AddressSanitizer's allocator does not use the heap mapped ahead";
-  ASSERT_GE(prepare_report_heap(4U << 20), (4U << 20) - 8192);
+  set_up_report_malloc();  // else the free block at the heap's top is given back to the system
+  ASSERT_GE(map_heap_ahead(4U << 20), (4U << 20) - 8192);
   std::vector<std::unique_ptr<char[]>> blocks;
   blocks.reserve(2048);
   const long before = minor_faults();
