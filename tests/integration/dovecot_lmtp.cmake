@@ -3,8 +3,8 @@
 # started once per suite in SetUpTestSuite; the binary is one ctest entry. DovecotLmtpProduction runs
 # conf/dovecot with the chainmail auth plugin (harness/dovecot.h) when that plugin is built.
 if(TARGET chainmail_lmtp_plugin)
-  add_executable(dovecot_lmtp_test integration_support.cc dovecot_lmtp_test.cc)
-  target_link_libraries(dovecot_lmtp_test PRIVATE chainmail_harness GTest::gtest_main nlohmann_json::nlohmann_json)
+  add_executable(dovecot_lmtp_test dovecot_lmtp_test.cc)
+  target_link_libraries(dovecot_lmtp_test PRIVATE chainmail_integration_support GTest::gtest_main)
   add_dependencies(dovecot_lmtp_test chainmail chainmail_lmtp_plugin)
   if(TARGET authdb_chainmail)
     add_dependencies(dovecot_lmtp_test authdb_chainmail)

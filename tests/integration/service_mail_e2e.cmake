@@ -6,10 +6,8 @@
 # user=, a private mount of /etc/postfix) and the shared DMARC corpus (CHAINMAIL_SHARED_DIR).
 if(TARGET authdb_chainmail AND TARGET chainmail-milter AND TARGET chainmail-service-mail
    AND EXISTS ${CMAKE_CURRENT_SOURCE_DIR}/../harness/dovecot.cc)
-  add_executable(service_mail_e2e_test
-    integration_support.cc milter_support.cc service_mail_e2e_support.cc service_mail_e2e_test.cc)
-  target_link_libraries(service_mail_e2e_test PRIVATE chainmail_harness chainmail_core GTest::gtest_main
-    nlohmann_json::nlohmann_json)
+  add_executable(service_mail_e2e_test service_mail_e2e_support.cc service_mail_e2e_test.cc)
+  target_link_libraries(service_mail_e2e_test PRIVATE chainmail_milter_support GTest::gtest_main)
   add_dependencies(service_mail_e2e_test authdb_chainmail chainmail chainmail-milter chainmail-service-mail)
   target_compile_definitions(service_mail_e2e_test PRIVATE
     CHAINMAIL_SERVICE_MAIL_BIN="$<TARGET_FILE:chainmail-service-mail>"
