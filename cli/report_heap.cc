@@ -28,8 +28,13 @@ std::size_t map_heap_ahead(std::size_t expected_bytes) noexcept {
   const std::uintptr_t end = (start + expected_bytes) & ~(page - 1);
   std::size_t mapped = 0;
   // NOLINTNEXTLINE(performance-no-int-to-ptr): the page-aligned part of the block, as madvise() needs it.
-  if (end > begin && madvise(reinterpret_cast<void*>(begin), end - begin, MADV_POPULATE_WRITE) == 0)
+  if (end > begin && madvise(reinterpret_cast<void*>(begin), end - begin, MADV_POPULATE_WRITE) == 0) {
     mapped = end - begin;
+    // Then each page is written once, in order (see the header). Volatile: stores into a block about to be
+    // freed are otherwise dead, and the compiler may drop them.
+    for (std::uintptr_t at = begin; at < end; at += page)
+      *reinterpret_cast<volatile char*>(at) = 0;  // NOLINT(performance-no-int-to-ptr)
+  }
   std::free(block);
   return mapped;
 }
