@@ -57,14 +57,14 @@ def lines(path):
     return [l for l in read(path).splitlines() if l.strip()]
 
 
-def one_report_text(res, prefix, when, mb):
+def one_report_text(res, prefix, label, detail, mb):
     """The one-report-in-one-process paragraphs for the cpu_min.py files named PREFIX*.min, and the verdict."""
     large_min, small_min, help_min, true_min = (
         cpu_min(res, prefix + n) for n in ("large-chainmail", "small-chainmail", "help-chainmail", "true"))
     if large_min[0] <= 0 or small_min[0] <= 0:
         return [], ""
     single = large_min[0] - small_min[0]
-    out = [f"One report in one process, {when} (fastest of 30 runs, CPU): `chainmail dmarc` on the {mb:.2f} MB "
+    out = [f"One report in one process, {label}, {detail} (fastest of 30 runs, CPU): `chainmail dmarc` on the {mb:.2f} MB "
            f"report {large_min[0] * 1e3:.1f} ms ({large_min[1] * 1e3:.1f} ms wall) = {mb / large_min[0]:.1f} MB/s "
            f"with process start; on the smallest report ({int(read(os.path.join(res, 'small.bytes'), '0') or 0):,} "
            f"bytes) {small_min[0] * 1e3:.1f} ms; the difference, the 1 MB report without the process start: "
@@ -78,9 +78,10 @@ def one_report_text(res, prefix, when, mb):
     out.append(f"Wall time, fastest of the same 30 runs: {large_min[1] * 1e3:.1f} ms for the 1 MB report = "
                f"{mb / large_min[1]:.1f} MB/s with process start; {small_min[1] * 1e3:.1f} ms for the smallest; "
                f"the difference {single_wall * 1e3:.1f} ms = {mb / max(single_wall, 1e-9):.1f} MB/s without it.\n")
-    with_start = max(mb / large_min[0], mb / large_min[1])
-    without = max(mb / max(single, 1e-9), mb / max(single_wall, 1e-9))
-    verdict = (f"{when.split(',')[0]}: {'met' if with_start >= 100 else 'NOT met'} with process start "
+    # Judged on wall time, the time a user waits (CPU is shown beside it).
+    with_start = mb / large_min[1]
+    without = mb / max(single_wall, 1e-9)
+    verdict = (f"{label}, on wall time: {'met' if with_start >= 100 else 'NOT met'} with process start "
                f"({mb / large_min[0]:.1f} MB/s CPU, {mb / large_min[1]:.1f} MB/s wall); "
                f"{'met' if without >= 100 else 'NOT met'} without it ({mb / max(single, 1e-9):.1f} MB/s CPU, "
                f"{mb / max(single_wall, 1e-9):.1f} MB/s wall).")
@@ -136,9 +137,9 @@ def main():
                f"MB/s CPU, peak RSS {peak_kb(res, 'large20-chainmail') / 1024:.1f} MB"
                f"{large20_min_text(res, mb)}.\n")
     verdicts = []
-    for prefix, when in (("first-", "before the loops, on the machine as the run found it"),
-                         ("", "after the loops, which kept both CPUs busy for minutes")):
-        text, verdict = one_report_text(res, prefix, when, mb)
+    for prefix, label, detail in (("first-", "before the loops", "on the machine as the run found it"),
+                                  ("", "after the loops", "which kept both CPUs busy for minutes")):
+        text, verdict = one_report_text(res, prefix, label, detail, mb)
         out.extend(text)
         if verdict:
             verdicts.append(verdict)
