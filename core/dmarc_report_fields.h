@@ -1,6 +1,6 @@
 // dmarc_report_fields.h - the element tree of DMARC aggregate reports (RFC 7489 appendix C and RFC 9990 share
 // it), as tables for core/dmarc_report.cc's SAX parser: which element, under which parent, is which field,
-// and whose text is read. Internal to core/dmarc_report.cc; no other file needs it.
+// and whose text is read. Internal to the parser (dmarc_report_parser.h, dmarc_report.cc).
 //
 // Adding an element: a Field, a kChildFields line beside its parent's other children (a static_assert checks
 // they stay together), and its place in kHasText when it is a container.
