@@ -94,7 +94,10 @@ bool read_whole(int fd, std::size_t size, HelperThread& helper, FileBytes& out, 
   return why.empty();
 }
 
+// Without a second thread, no RunBoth: core then reads a large report through once, with one parser, instead
+// of its two halves in turn.
 RunBoth on(HelperThread& helper) {
+  if (!helper.wanted()) return {};
   return [&helper](const std::function<void()>& first, const std::function<void()>& second) {
     helper.run_both(first, second);
   };
@@ -164,13 +167,14 @@ DecodedFile decode_file(std::string_view data, const ReportReadLimits& limits, H
   return out;
 }
 
-// A large plain report parsed as two halves straight from the file (core's parse_aggregate_report_at()),
-// never read into one buffer: on a virtual machine the fresh pages of that buffer (256 for a 1 MB report)
-// cost more than reading the bytes. Core cuts only a document whose root start tag is in its first bytes and
-// is <feedback>, which decode_file() would take, bytes in memory, for a plain report (no gzip or zip magic,
-// looks like an aggregate report): the same path, and the same result. nullopt when it was not parsed that
-// way; min_split then says whether the whole file is still worth cutting (not after its halves were read
-// and failed: they would fail again, and only the serial parse's verdict is wanted).
+// A large plain report parsed straight from the file (core's parse_aggregate_report_at()): as two halves at
+// once with a second thread, else read through by one parser; never read into one buffer: on a virtual
+// machine the fresh pages of that buffer (256 for a 1 MB report) cost more than reading the bytes. Core cuts
+// only a document whose root start tag is in its first bytes and is <feedback>, which decode_file() would
+// take, bytes in memory, for a plain report (no gzip or zip magic, looks like an aggregate report): the same
+// path, and the same result. nullopt when it was not parsed that way; min_split then says whether the whole
+// file is still worth cutting (not after it was read that way and failed: it would fail again, and only the
+// serial parse's verdict is wanted).
 std::optional<DecodedFile> decode_in_halves(int fd, std::size_t size, const ReportReadLimits& limits,
                                             HelperThread& helper, std::size_t& min_split) {
   if (size < kReportSplitMinBytes || size > kReportSplitMaxBytes || size > limits.archive.max_bytes)

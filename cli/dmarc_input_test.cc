@@ -141,23 +141,28 @@ TEST(DmarcInput, LargeFilesReadInTwoHalvesAsInOne) {
   std::ofstream(dir / "b-not-closed.xml") << text;
   fs::copy_file(large, dir / "a.xml");
   fs::copy_file(large, dir / "c.xml");
-  std::vector<AggregateReport> reports;
-  std::vector<std::string> bad;
-  const auto stats = for_each_report(
-      {dir}, {}, [&](const fs::path&, const AggregateReport& r, SourceTally*) { reports.push_back(r); },
-      [&](const fs::path& f, const std::string& why) { bad.push_back(f.filename().string() + ": " + why); });
+  // With the helper thread (dmarc_reports.parse_threads = 2), and without it (1: read through, one parser).
+  for (const bool two_threads : {true, false}) {
+    HelperThread helper(two_threads);
+    std::vector<AggregateReport> reports;
+    std::vector<std::string> bad;
+    const auto stats = for_each_report(
+        {dir}, {}, [&](const fs::path&, const AggregateReport& r, SourceTally*) { reports.push_back(r); },
+        [&](const fs::path& f, const std::string& why) { bad.push_back(f.filename().string() + ": " + why); },
+        helper);
+    EXPECT_EQ(stats.files, 3U);
+    ASSERT_EQ(reports.size(), 2U);
+    EXPECT_EQ(reports[0], *serial.report);
+    EXPECT_EQ(reports[1], *serial.report);
+    ASSERT_EQ(bad.size(), 1U);
+    EXPECT_EQ(bad[0].rfind("b-not-closed.xml: line ", 0), 0U) << bad[0];  // libxml2 saw the end, unclosed
+  }
   fs::remove_all(dir);
-  EXPECT_EQ(stats.files, 3U);
-  ASSERT_EQ(reports.size(), 2U);
-  EXPECT_EQ(reports[0], *serial.report);
-  EXPECT_EQ(reports[1], *serial.report);
-  ASSERT_EQ(bad.size(), 1U);
-  EXPECT_EQ(bad[0].rfind("b-not-closed.xml: line ", 0), 0U) << bad[0];  // libxml2 saw the end, unclosed
 }
 
-// A large plain report is parsed as two halves straight from the file, never read whole; when a half fails
-// (a NUL byte, a broken record, a limit), the file is read whole and the serial parse gives the verdict,
-// the same as for its bytes in memory.
+// A large plain report is parsed straight from the file (as two halves, or through by one parser), never
+// read whole; when that fails (a NUL byte, a broken record, a limit), the file is read whole and the serial
+// parse gives the verdict, the same as for its bytes in memory.
 TEST(DmarcInput, LargeFilesThatFailInAHalfGetTheSerialVerdict) {
   const auto xml = slurp(samples() / "aggregate" / "!large-example.com!1711897200!1711983600.xml");
   const auto tail_record = xml.find("<source_ip>", xml.size() * 3 / 4) + 11;
@@ -177,13 +182,16 @@ TEST(DmarcInput, LargeFilesThatFailInAHalfGetTheSerialVerdict) {
         std::pair{"bad-ip.xml", few_records}}) {
     const auto in_memory = decode_report_file(slurp(dir / file), limits);
     ASSERT_EQ(in_memory.errors.size(), 1U) << file;
-    std::vector<std::string> bad;
-    const auto stats = for_each_report(
-        {dir / file}, limits, [](const fs::path&, const AggregateReport&, SourceTally*) {},
-        [&](const fs::path&, const std::string& why) { bad.push_back(why); });
-    EXPECT_EQ(stats.files, 1U) << file;
-    EXPECT_EQ(stats.reports, 0U) << file;
-    EXPECT_EQ(bad, in_memory.errors) << file;
+    for (const bool two_threads : {true, false}) {
+      HelperThread helper(two_threads);
+      std::vector<std::string> bad;
+      const auto stats = for_each_report(
+          {dir / file}, limits, [](const fs::path&, const AggregateReport&, SourceTally*) {},
+          [&](const fs::path&, const std::string& why) { bad.push_back(why); }, helper);
+      EXPECT_EQ(stats.files, 1U) << file;
+      EXPECT_EQ(stats.reports, 0U) << file;
+      EXPECT_EQ(bad, in_memory.errors) << file << (two_threads ? ", two threads" : ", one");
+    }
   }
   EXPECT_EQ(decode_report_file(nul, {}).errors[0], "NUL byte in document (not UTF-8 XML)");
   EXPECT_EQ(decode_report_file(bad_ip, {}).errors[0].rfind("record ", 0), 0U);

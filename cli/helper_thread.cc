@@ -53,7 +53,10 @@ struct HelperThread::Shared {
   std::exception_ptr error;  // the task's exception; written before `finished` is bumped, read after
 };
 
-HelperThread::HelperThread() : shared_(std::make_shared<Shared>()) {}
+HelperThread::HelperThread(bool wanted) : shared_(std::make_shared<Shared>()) {
+  static const bool one_cpu = std::thread::hardware_concurrency() <= 1;
+  unavailable_ = !wanted || one_cpu;
+}
 
 HelperThread::~HelperThread() {
   if (!started_) return;
@@ -64,11 +67,6 @@ HelperThread::~HelperThread() {
 
 bool HelperThread::start() noexcept {
   if (started_ || unavailable_) return started_;
-  static const bool one_cpu = std::thread::hardware_concurrency() <= 1;
-  if (one_cpu) {
-    unavailable_ = true;
-    return false;
-  }
   try {
     // Detached: the destructor only asks it to stop (see the header).
     std::thread([shared = shared_, seen = shared_->posted.load(std::memory_order_relaxed)] {

@@ -25,7 +25,9 @@ namespace chainmail {
 
 class HelperThread {
  public:
-  HelperThread();
+  // `wanted`: whether run_both() may use a second thread at all (`chainmail dmarc` asks its configuration,
+  // dmarc_reports.parse_threads). Unwanted, or with one CPU, no thread is ever started.
+  explicit HelperThread(bool wanted = true);
   // Tells the thread to stop and lets it end on its own: waiting for it to wake up only to exit would cost
   // the command the very wake-up latency this class avoids.
   ~HelperThread();
@@ -45,6 +47,8 @@ class HelperThread {
 
   // Whether run_both() has a second thread (false with one CPU, or when none could be started).
   bool parallel() noexcept;
+  // Whether run_both() would start a second thread: wanted, and a second CPU. Starts nothing.
+  bool wanted() const noexcept { return !unavailable_; }
 
  private:
   struct Shared;

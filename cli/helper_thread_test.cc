@@ -11,6 +11,7 @@
 #include <chrono>
 #include <stdexcept>
 #include <thread>
+#include <vector>
 
 namespace chainmail {
 namespace {
@@ -55,6 +56,19 @@ TEST(HelperThread, RunsBothTasksTheSecondOnAnotherThread) {
     EXPECT_FALSE(helper.parallel());
     EXPECT_EQ(second_on, std::this_thread::get_id());
   }
+}
+
+// Not wanted (dmarc_reports.parse_threads = 1): no thread, both tasks here, in order.
+TEST(HelperThread, UnwantedRunsBothTasksHere) {
+  HelperThread helper(false);
+  EXPECT_FALSE(helper.wanted());
+  helper.prepare();
+  std::vector<std::thread::id> ran;
+  helper.run_both([&] { ran.push_back(std::this_thread::get_id()); },
+                  [&] { ran.push_back(std::this_thread::get_id()); });
+  EXPECT_EQ(ran, (std::vector{std::this_thread::get_id(), std::this_thread::get_id()}));
+  EXPECT_FALSE(helper.parallel());
+  EXPECT_EQ(HelperThread().wanted(), std::thread::hardware_concurrency() > 1);
 }
 
 // Every hand-over, prepared or not, relaxed in between or not, runs each task exactly once and returns only

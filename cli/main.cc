@@ -81,9 +81,9 @@ struct DmarcOptions {
 int cmd_dmarc(const std::string& config_path, const DmarcOptions& o) {
   using chainmail::DmarcView;
   // The largest file named: the heap is prepared for it, and when it is large enough to be read as two halves
-  // at once (core/dmarc_report.h), the thread that reads the second half is started now, while the
-  // configuration is read: a thread's first run on an idle virtual CPU waits for the hypervisor (about a
-  // millisecond, helper_thread.h), and the first half used to wait for it.
+  // at once (core/dmarc_report.h) and dmarc_reports.parse_threads asks for that, the thread that reads the
+  // second half is started before the heap is mapped: a thread's first run on an idle virtual CPU waits for
+  // the hypervisor (about a millisecond, helper_thread.h), and the first half used to wait for it.
   std::uintmax_t largest = 0;
   for (const auto& p : o.paths) {
     std::error_code ec;
@@ -91,8 +91,6 @@ int cmd_dmarc(const std::string& config_path, const DmarcOptions& o) {
     if (!ec) largest = std::max(largest, size);
   }
   chainmail::set_up_report_malloc();  // before the helper thread starts
-  chainmail::HelperThread helper;
-  if (largest >= chainmail::kReportSplitMinBytes) helper.prepare();
   // Files named on the command line need no configuration unless one is asked for; the Maildir does.
   Config config = chainmail::default_config();
   if (o.config_given || o.paths.empty() || std::filesystem::exists(config_path)) {
@@ -100,6 +98,8 @@ int cmd_dmarc(const std::string& config_path, const DmarcOptions& o) {
     if (!loaded) return EX_CONFIG;
     config = std::move(*loaded);
   }
+  chainmail::HelperThread helper(config.dmarc_reports.parse_threads > 1);
+  if (largest >= chainmail::kReportSplitMinBytes) helper.prepare();
   chainmail::DmarcFilter filter;
   for (const auto& [text, bound, extra] : {std::tuple{&o.since, &filter.since, std::int64_t{0}},
                                            std::tuple{&o.until, &filter.until, std::int64_t{86399}}}) {

@@ -151,6 +151,7 @@ struct Config {
     std::int64_t max_decompressed_bytes = 0;
     std::int64_t max_zip_members = 0;
     std::int64_t max_xml_depth = 0;
+    std::int64_t parse_threads = 0;
   } dmarc_reports;
 
   // The autoreply service: the reply (a template, or a command's output), who sends it, the rate limit.

@@ -21,6 +21,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <utility>
 
 #include "core/dmarc_report_fields.h"
 #include "core/dmarc_report_parser.h"
@@ -92,8 +93,18 @@ constexpr const char* kBadSpfResult = "auth_results/spf/result is not an SPF res
 // half of a split document is read from the caller's buffer, or straight from the caller's file, without
 // being copied together first.
 struct PieceSource {
+  // A piece read through a ReadAt is read in blocks this large: libxml2 asks for 4,000 bytes at a time, and
+  // a pread(2) for each of them (250 for a 1 MB report) took 0.6 ms of the 3.7 ms that report's parse took
+  // on a VM, where every system call traps to the hypervisor. The block is then handed on as a piece in
+  // memory is: one more copy, of bytes still in the cache.
+  static constexpr std::size_t kReadBlock = kReportReadBlockBytes;
+
+  explicit PieceSource(const Pieces& document) : pieces(document) {}
+
   Pieces pieces;
   std::size_t at = 0;
+  std::string_view pending;  // what libxml2 has not had yet of the piece in memory, or of the last block
+  std::unique_ptr<char[]> block;
   // Set when a piece could not be read, or held a NUL byte (refused_unread() looks for those in a document
   // in memory before it is parsed; a document read piece by piece is looked at as it comes). The parse
   // then fails whatever libxml2 makes of the shortened input.
@@ -102,32 +113,41 @@ struct PieceSource {
   static int read(void* context, char* buffer, int len) noexcept {
     auto* self = static_cast<PieceSource*>(context);
     if (len <= 0 || self->failed != nullptr) return 0;
-    while (self->at < self->pieces.size() && self->pieces[self->at].empty()) ++self->at;
-    if (self->at == self->pieces.size()) return 0;
-    auto& rest = self->pieces[self->at];
-    if (rest.document == nullptr) {
-      const std::size_t n = std::min(rest.bytes.size(), static_cast<std::size_t>(len));
-      std::copy_n(rest.bytes.data(), n, buffer);
-      rest.bytes.remove_prefix(n);
-      return static_cast<int>(n);
-    }
-    // Straight into libxml2's own buffer, which it reuses: no copy of the document is ever made whole.
-    const std::size_t n = std::min(rest.length, static_cast<std::size_t>(len));
-    bool read = false;
-    try {
-      read = (*rest.document)(rest.offset, {buffer, n});
-    } catch (...) {  // NOLINT(bugprone-empty-catch): `read` stays false
-    }
-    if (!read) return self->fail("the document could not be read");
-    if (std::memchr(buffer, 0, n) != nullptr) return self->fail("NUL byte in document (not UTF-8 XML)");
-    rest.offset += n;
-    rest.length -= n;
+    if (self->pending.empty() && !self->next()) return self->failed != nullptr ? -1 : 0;
+    const std::size_t n = std::min(self->pending.size(), static_cast<std::size_t>(len));
+    std::copy_n(self->pending.data(), n, buffer);
+    self->pending.remove_prefix(n);
     return static_cast<int>(n);
   }
 
-  int fail(const char* why) {
+  // The next bytes into `pending`: the next piece in memory, or the next block of the document; false at
+  // the end, or when a block could not be read (then `failed` says why).
+  bool next() noexcept {
+    while (at < pieces.size() && pieces[at].empty()) ++at;
+    if (at == pieces.size()) return false;
+    auto& rest = pieces[at];
+    if (rest.document == nullptr) {
+      pending = std::exchange(rest.bytes, {});
+      return true;
+    }
+    const std::size_t n = std::min(rest.length, kReadBlock);
+    bool read = false;
+    try {
+      if (!block) block = std::make_unique_for_overwrite<char[]>(kReadBlock);
+      read = (*rest.document)(rest.offset, {block.get(), n});
+    } catch (...) {  // NOLINT(bugprone-empty-catch): `read` stays false
+    }
+    if (!read) return fail("the document could not be read");
+    if (std::memchr(block.get(), 0, n) != nullptr) return fail("NUL byte in document (not UTF-8 XML)");
+    rest.offset += n;
+    rest.length -= n;
+    pending = {block.get(), n};
+    return true;
+  }
+
+  bool fail(const char* why) {
     failed = why;
-    return -1;
+    return false;
   }
 };
 

@@ -150,7 +150,8 @@ using RunBoth = std::function<void(const std::function<void()>& first, const std
 enum class ReportSplit {
   none,       // read serially: too small, too large, or no safe place to cut it was found
   merged,     // read as two halves at once, and their results merged
-  fell_back,  // the halves were read, one of them failed or the merge did not fit: read again serially
+  fell_back,  // the halves (or the streamed document) were read and failed, or the merge did not fit
+  streamed,   // parse_aggregate_report_at() without run_both: read through read_at by one parser
 };
 
 // The sizes of document that parse_aggregate_report() with a RunBoth reads as two halves (the least is the
@@ -183,10 +184,13 @@ using ReadAt = std::function<bool(std::size_t offset, std::span<char> to)>;
 // hold its prolog and root start tag, and a window from its middle on, which must hold a "<record>".
 inline constexpr std::size_t kReportStartBytes = std::size_t{16} * 1024;
 inline constexpr std::size_t kReportMiddleBytes = std::size_t{16} * 1024;
+// The most it asks read_at for at once as it parses (each reader's buffer); the start and window are smaller.
+inline constexpr std::size_t kReportReadBlockBytes = std::size_t{64} * 1024;
 
 // As the RunBoth overload, for a document of `size` bytes that stays where it is (a file) and is read through
-// read_at: each half reads its bytes piece by piece as it parses them, into libxml2's reused buffer, so the
-// document is never held whole (a 1 MB report is 256 fresh pages the caller need not fault in). The cut is
+// read_at: each half reads its bytes as it parses them, a block (kReportReadBlockBytes) at a time into a
+// buffer it reuses, so the document is never held whole (a 1 MB report is 256 fresh pages the caller need
+// not fault in). The cut is
 // the one the RunBoth overload makes, decided from the document's start and middle window alone; both halves
 // read the start from the copy that was checked, not from the document again.
 // Returns the merged result (the serial parse's, as for the RunBoth overload) when both halves were read and
@@ -197,6 +201,11 @@ inline constexpr std::size_t kReportMiddleBytes = std::size_t{16} * 1024;
 //   may report); reading it as two halves again would fail again.
 // Either way the caller reads the document whole, and parse_aggregate_report() decides; `tally` has then
 // been given nothing (the halves count into tallies of their own until both were read).
+// Without run_both (one thread), the document is read the same way by one parser, from its start to its end
+// (`split` streamed): never held whole either. The result is then the serial parse's too, schema failures
+// included (the same parser code sees the same events); only when the read itself fails (not well-formed, a
+// NUL byte, a read error: which of them comes first may differ from the parse in memory) is it nullopt and
+// fell_back, and the caller's serial parse decides.
 std::optional<ReportParseResult> parse_aggregate_report_at(std::size_t size, const ReadAt& read_at,
                                                            const ReportParseLimits& limits,
                                                            const RunBoth& run_both,

@@ -92,15 +92,19 @@ class Parser {
     const char* why = nullptr;
   };
   void read_pieces(const Pieces& pieces);
+  // The per-event work below is declared inline, as it was when it was defined in the class: defined (and
+  // called) in dmarc_report.cc only, where the compiler then folds it into libxml2's callbacks as before
+  // (out of line, without the hint, the 1 MB report took 5% longer to parse).
   template <typename F>
-  static void guarded(void* arg, F&& f) noexcept;
+  static inline void guarded(void* arg, F&& f) noexcept;
   void stop();
-  static void on_start(void* arg, const xmlChar* localname, const xmlChar* /*prefix*/, const xmlChar* uri,
-                       int /*nb_namespaces*/, const xmlChar** /*namespaces*/, int /*nb_attributes*/,
-                       int /*nb_defaulted*/, const xmlChar** /*attributes*/) noexcept;
-  static void on_end(void* arg, const xmlChar* /*localname*/, const xmlChar* /*prefix*/,
-                     const xmlChar* /*uri*/) noexcept;
-  static void on_text(void* arg, const xmlChar* text, int len) noexcept;
+  static inline void on_start(void* arg, const xmlChar* localname, const xmlChar* /*prefix*/,
+                              const xmlChar* uri, int /*nb_namespaces*/, const xmlChar** /*namespaces*/,
+                              int /*nb_attributes*/, int /*nb_defaulted*/,
+                              const xmlChar** /*attributes*/) noexcept;
+  static inline void on_end(void* arg, const xmlChar* /*localname*/, const xmlChar* /*prefix*/,
+                            const xmlChar* /*uri*/) noexcept;
+  static inline void on_text(void* arg, const xmlChar* text, int len) noexcept;
   static void on_subset(void* arg, const xmlChar* /*name*/, const xmlChar* /*external_id*/,
                         const xmlChar* /*system_id*/) noexcept;
   static void on_entity_decl(void* arg, const xmlChar* /*name*/, int /*type*/, const xmlChar* /*public_id*/,
@@ -108,19 +112,19 @@ class Parser {
   static void on_reference(void* arg, const xmlChar* /*name*/) noexcept;
   static xmlEntityPtr on_get_entity(void* arg, const xmlChar* /*name*/) noexcept;
   static void on_error(void* arg, xmlErrorPtr err) noexcept;
-  bool characters(std::string_view value);
-  void clear_text();
-  bool start(std::string_view name, std::string_view ns);
-  bool finish();
-  bool opened(Field f);
-  bool closed(Field f, std::string_view v);
-  void record_closed(DmarcRecord& r);
-  void open_auth(std::vector<DmarcAuthResult>& results);
-  void auth_field(Field f, std::string_view v, std::vector<DmarcAuthResult>& results);
-  static void auth(Field f, std::string_view v, DmarcAuthResult& a);
+  inline bool characters(std::string_view value);
+  inline void clear_text();
+  inline bool start(std::string_view name, std::string_view ns);
+  inline bool finish();
+  inline bool opened(Field f);
+  inline bool closed(Field f, std::string_view v);
+  inline void record_closed(DmarcRecord& r);
+  inline void open_auth(std::vector<DmarcAuthResult>& results);
+  inline void auth_field(Field f, std::string_view v, std::vector<DmarcAuthResult>& results);
+  static inline void auth(Field f, std::string_view v, DmarcAuthResult& a);
   std::string check() const;
-  static const char* check(const DmarcRecord& r);
-  bool bad(std::string why);
+  static inline const char* check(const DmarcRecord& r);
+  inline bool bad(std::string why);
   static ReportParseResult fail(std::string why) { return {std::nullopt, std::move(why)}; }
   const ReportParseLimits& limits_;
   Part part_;

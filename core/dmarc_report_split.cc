@@ -1,6 +1,6 @@
 // dmarc_report_split.cc - see dmarc_report.h: a large report read as two halves at once (the RunBoth and
 // ReadAt overloads of the parser), each by a report_parser::Parser of its own (dmarc_report_parser.h), with
-// the serial parse as referee.
+// the serial parse as referee; and a report read through ReadAt by one parser (without a RunBoth).
 #include <algorithm>
 #include <atomic>
 #include <functional>
@@ -118,8 +118,8 @@ struct Halves {
 std::optional<ReportParseResult> read_halves(const Halves& halves, std::size_t document_bytes,
                                              const ReportParseLimits& limits, const RunBoth& run_both,
                                              RecordTally* tally, ReportSplit& path) {
-  report_parser::init_libxml();  // on this thread, before two threads use libxml2 (xmlInitParser is not
-                                 // thread-safe)
+  // On this thread, before two threads use libxml2 (xmlInitParser is not thread-safe).
+  report_parser::init_libxml();
   // Each on cache lines of its own: side by side on this stack, one parser's constantly written members
   // (text, depth) would share lines with the other's constantly read ones.
   struct alignas(kCacheLine) Flag {
@@ -223,6 +223,28 @@ std::optional<ReportParseResult> split_parse_at(std::size_t size, const ReadAt& 
   return read_halves(halves, size, limits, run_both, tally, path);
 }
 
+// One parser reads the whole document through read_at, as it parses it (see parse_aggregate_report_at()).
+// Its start is checked as the serial parse checks a document in memory (a DOCTYPE is refused before libxml2
+// sees it); the rest is looked at as it comes (PieceSource). It counts into a tally of its own, handed over
+// only once the document was read, so that a failed read leaves the caller's tally untouched.
+std::optional<ReportParseResult> read_through(std::size_t size, const ReadAt& read_at,
+                                              const ReportParseLimits& limits, RecordTally* tally,
+                                              ReportSplit& path) {
+  const std::size_t start_bytes = std::min(size, kReportStartBytes);
+  const auto start = std::make_unique_for_overwrite<char[]>(start_bytes);
+  if (!read_at(0, {start.get(), start_bytes})) return std::nullopt;
+  const std::string_view head(start.get(), start_bytes);
+  if (!Parser::refused_unread(head).empty()) return std::nullopt;
+  const std::unique_ptr<RecordTally> own = tally != nullptr ? tally->fresh() : nullptr;
+  Parser parser(limits, Part::whole, nullptr, own.get());
+  path = ReportSplit::fell_back;
+  if (!parser.read({Piece{head}, Piece{{}, &read_at, start_bytes, size - start_bytes}})) return std::nullopt;
+  auto result = parser.result();
+  if (tally != nullptr && result.ok()) tally->append(std::move(*own));
+  path = ReportSplit::streamed;
+  return result;
+}
+
 }  // namespace
 
 ReportParseResult parse_aggregate_report(std::string_view xml, const ReportParseLimits& limits,
@@ -255,18 +277,22 @@ std::optional<ReportParseResult> parse_aggregate_report_at(std::size_t size, con
                                                            RecordTally* tally) noexcept {
   ReportSplit path = ReportSplit::none;
   std::optional<ReportParseResult> result;
-  if (run_both && read_at && size >= min_split_bytes && size <= kReportSplitMaxBytes) {
+  if (read_at && size >= min_split_bytes && size <= kReportSplitMaxBytes) {
     try {
-      result = split_parse_at(size, read_at, limits, run_both, tally, path);
+      result = run_both ? split_parse_at(size, read_at, limits, run_both, tally, path)
+                        : read_through(size, read_at, limits, tally, path);
     } catch (...) {
-      // Out of memory, or no thread: the caller's serial parse decides, unless the halves' records were
-      // already counted into the tally (as in parse_aggregate_report()).
+      // Out of memory, or no thread: the caller's serial parse decides, unless the records were already
+      // counted into the tally (as in parse_aggregate_report()).
       result.reset();
-      if (tally != nullptr && path == ReportSplit::merged)
+      if (tally != nullptr && (path == ReportSplit::merged || path == ReportSplit::streamed))
         result = ReportParseResult{std::nullopt, "parser failure"};
     }
   }
-  if (split != nullptr) *split = path == ReportSplit::merged && !result ? ReportSplit::fell_back : path;
+  if (split != nullptr) {
+    const bool counted = path == ReportSplit::merged || path == ReportSplit::streamed;
+    *split = counted && !result ? ReportSplit::fell_back : path;
+  }
   return result;
 }
 

@@ -173,6 +173,37 @@ void expect_tally_as_serial(const std::string& name, const ReportParseResult& se
                                          << serial.report->records.size() << " records";
 }
 
+// Read through read_at by one parser (no RunBoth): the serial result, schema failures included, whenever the
+// document could be read; otherwise nothing, and nothing counted. A valid report is always read that way.
+void expect_streamed_as_serial(const std::string& name, std::string_view xml, const ReportParseLimits& limits,
+                               const ReportParseResult& serial) {
+  for (const bool with_tally : {false, true}) {
+    KeepingTally tally;
+    Reads reads(xml);
+    ReportSplit path = ReportSplit::merged;
+    const auto streamed = parse_aggregate_report_at(xml.size(), reads.read_at(), limits, RunBoth{}, 1, &path,
+                                                    with_tally ? &tally : nullptr);
+    // A valid report is streamed, unless its start does not show its root (a prolog longer than the start).
+    if (serial.ok()) {
+      EXPECT_NE(path, ReportSplit::fell_back) << name << ", streamed";
+    }
+    if (path != ReportSplit::streamed) {
+      EXPECT_FALSE(streamed.has_value()) << name << ", streamed: " << describe(*streamed);
+      EXPECT_TRUE(tally.records.empty()) << name << ", streamed: counted, then left to the caller";
+      continue;
+    }
+    ASSERT_TRUE(streamed.has_value()) << name;
+    if (with_tally) {
+      expect_tally_as_serial(name + ", streamed", serial, *streamed, tally);
+    } else {
+      EXPECT_TRUE(*streamed == serial)
+          << name << ": serial " << describe(serial) << ", streamed " << describe(*streamed);
+    }
+    // Block by block: never the whole document in one read.
+    EXPECT_LE(reads.largest(), kReportReadBlockBytes) << name;
+  }
+}
+
 // The split parse, with threads and in turn, gives exactly the serial result, along the expected path; and
 // so does the split parse of the document read piece by piece, which merges exactly where the other does
 // (or, expected_at, says none where only the other can cut, before the middle), and falls back alike. Each
@@ -223,6 +254,7 @@ void expect_as_serial(const std::string& name, std::string_view xml, ReportSplit
       EXPECT_FALSE(at.has_value()) << name << ": " << describe(*at);
     }
   }
+  expect_streamed_as_serial(name, xml, limits, serial);
 }
 
 TEST(DmarcReportSplit, MergesToTheSerialResult) {
@@ -258,6 +290,11 @@ TEST(DmarcReportSplit, MergesToTheSerialResult) {
     const auto r = parse_aggregate_report(xml, {}, on_two_threads, 1);
     ASSERT_TRUE(r.ok()) << name << ": " << r.error;
     EXPECT_EQ(r.report->records.size(), name == "one record" ? 1U : 200U) << name;
+    Reads reads(xml);
+    ReportSplit streamed = ReportSplit::none;
+    EXPECT_TRUE(parse_aggregate_report_at(xml.size(), reads.read_at(), {}, RunBoth{}, 1, &streamed) == r)
+        << name;
+    EXPECT_EQ(streamed, ReportSplit::streamed) << name;
   }
   const auto r9990 = parse_aggregate_report(rfc9990.str(), {}, on_two_threads, 1);
   EXPECT_EQ(r9990.report->schema, ReportSchema::Rfc9990);
@@ -404,6 +441,56 @@ TEST(DmarcReportSplit, ReadsSeriallyWhatItCannotCutSafely) {
   EXPECT_EQ(path, ReportSplit::none);  // no way to run two tasks
 }
 
+// One parser reading through read_at: a schema failure is the serial verdict as it is (the parser saw the
+// serial parse's events); a read that fails (not well-formed, a NUL byte, the file cut short while it is
+// read) leaves the document to the caller's serial parse; what the start shows unsafe is not read at all.
+TEST(DmarcReportSplit, StreamsWithoutASecondThread) {
+  Doc bad_dkim(200);
+  bad_dkim.records[150].replace(bad_dkim.records[150].find("<dkim>"), 6, "<dkim>P");
+  auto xml = bad_dkim.str();
+  ReportSplit path = ReportSplit::none;
+  {
+    Reads reads(xml);
+    const auto r = parse_aggregate_report_at(xml.size(), reads.read_at(), {}, RunBoth{}, 1, &path);
+    EXPECT_EQ(path, ReportSplit::streamed);
+    ASSERT_TRUE(r.has_value());
+    EXPECT_EQ(r->error, "record 151: policy_evaluated/dkim is not pass|fail");
+  }
+  auto with_nul = Doc(400).str();
+  ASSERT_GT(with_nul.size(), 2 * kReportStartBytes);
+  with_nul[with_nul.size() - 100] = '\0';
+  Doc doctype(200);
+  doctype.decl += "<!DOCTYPE feedback>\n";
+  const auto whole = Doc(200).str();
+  const std::vector<std::tuple<std::string, std::string, ReportSplit>> cases = {
+      {"NUL byte after the start", with_nul, ReportSplit::fell_back},
+      {"cut short", whole.substr(0, whole.size() * 3 / 4), ReportSplit::fell_back},
+      {"doctype", doctype.str(), ReportSplit::none},
+  };
+  for (const auto& [name, doc, expected] : cases) {
+    KeepingTally tally;
+    Reads reads(doc);
+    const auto r = parse_aggregate_report_at(doc.size(), reads.read_at(), {}, RunBoth{}, 1, &path, &tally);
+    EXPECT_FALSE(r.has_value()) << name << ": " << describe(*r);
+    EXPECT_EQ(path, expected) << name;
+    EXPECT_TRUE(tally.records.empty()) << name;
+    EXPECT_FALSE(parse_aggregate_report(doc).ok()) << name;  // the caller's serial parse then says why
+  }
+  EXPECT_EQ(parse_aggregate_report(with_nul).error, "NUL byte in document (not UTF-8 XML)");
+  // A file that shrinks while it is read.
+  const auto valid = Doc(400).str();
+  const ReadAt shrinking = [&valid](std::size_t offset, std::span<char> to) {
+    if (offset + to.size() > valid.size() / 2) return false;
+    std::copy_n(valid.data() + offset, to.size(), to.data());
+    return true;
+  };
+  KeepingTally tally;
+  EXPECT_FALSE(
+      parse_aggregate_report_at(valid.size(), shrinking, {}, RunBoth{}, 1, &path, &tally).has_value());
+  EXPECT_EQ(path, ReportSplit::fell_back);
+  EXPECT_TRUE(tally.records.empty());
+}
+
 TEST(DmarcReportSplit, RunBothThatFailsLeavesTheSerialParse) {
   const auto xml = Doc(200).str();
   const auto serial = parse_aggregate_report(xml);
@@ -490,7 +577,7 @@ TEST(DmarcReportReadAt, ReadsTheDocumentPieceByPiece) {
   ASSERT_TRUE(at.has_value());
   EXPECT_TRUE(*at == serial);
   EXPECT_EQ(path, ReportSplit::merged);
-  EXPECT_LE(reads.largest(), kReportStartBytes);
+  EXPECT_LE(reads.largest(), kReportReadBlockBytes);
   // Every byte once, apart from the window (read again by the tail) and the start (held in memory for both).
   EXPECT_GE(reads.bytes(), xml.size());
   EXPECT_LE(reads.bytes(), xml.size() + kReportMiddleBytes);
@@ -499,12 +586,20 @@ TEST(DmarcReportReadAt, ReadsTheDocumentPieceByPiece) {
   EXPECT_FALSE(
       parse_aggregate_report_at(xml.size(), none.read_at(), {}, on_two_threads, xml.size() + 1, &path));
   EXPECT_EQ(path, ReportSplit::none);
-  EXPECT_FALSE(parse_aggregate_report_at(xml.size(), none.read_at(), {}, RunBoth{}, 1, &path));
-  EXPECT_EQ(path, ReportSplit::none);
   EXPECT_FALSE(
       parse_aggregate_report_at(kReportSplitMaxBytes + 1, none.read_at(), {}, on_two_threads, 1, &path));
   EXPECT_EQ(path, ReportSplit::none);
+  EXPECT_FALSE(parse_aggregate_report_at(kReportSplitMaxBytes + 1, none.read_at(), {}, RunBoth{}, 1, &path));
+  EXPECT_EQ(path, ReportSplit::none);
   EXPECT_EQ(none.bytes(), 0U);
+  // Without a RunBoth, one parser reads it: every byte exactly once, in pieces.
+  Reads once(xml);
+  const auto streamed = parse_aggregate_report_at(xml.size(), once.read_at(), {}, RunBoth{}, 1, &path);
+  ASSERT_TRUE(streamed.has_value());
+  EXPECT_TRUE(*streamed == serial);
+  EXPECT_EQ(path, ReportSplit::streamed);
+  EXPECT_EQ(once.bytes(), xml.size());
+  EXPECT_LE(once.largest(), kReportReadBlockBytes);
 }
 
 // A NUL byte, which refused_unread() finds in a document in memory before it is read, and a read that fails
