@@ -40,6 +40,12 @@ bool spin_until(const Done& done) noexcept {
   }
 }
 
+// Asked once (it reads /sys), and only when a thread is wanted.
+bool one_cpu() noexcept {
+  static const bool one = std::thread::hardware_concurrency() <= 1;
+  return one;
+}
+
 }  // namespace
 
 // What the caller and the helper share. The thread holds it too, so that the HelperThread can go without
@@ -53,10 +59,8 @@ struct HelperThread::Shared {
   std::exception_ptr error;  // the task's exception; written before `finished` is bumped, read after
 };
 
-HelperThread::HelperThread(bool wanted) : shared_(std::make_shared<Shared>()) {
-  static const bool one_cpu = std::thread::hardware_concurrency() <= 1;
-  unavailable_ = !wanted || one_cpu;
-}
+HelperThread::HelperThread(bool wanted)
+    : shared_(std::make_shared<Shared>()), unavailable_(!wanted || one_cpu()) {}
 
 HelperThread::~HelperThread() {
   if (!started_) return;
