@@ -237,6 +237,7 @@ std::optional<ReportParseResult> read_through(std::size_t size, const ReadAt& re
   if (!Parser::refused_unread(head).empty()) return std::nullopt;
   const std::unique_ptr<RecordTally> own = tally != nullptr ? tally->fresh() : nullptr;
   Parser parser(limits, Part::whole, nullptr, own.get());
+  if (tally == nullptr) report_parser::reserve_records(parser.records(), size, limits);  // as run() does
   path = ReportSplit::fell_back;
   if (!parser.read({Piece{head}, Piece{{}, &read_at, start_bytes, size - start_bytes}})) return std::nullopt;
   auto result = parser.result();
