@@ -11,7 +11,7 @@
 // runs the two tasks. The result is the serial parse's in every case; when the cut is not provably between
 // two records, or anything fails in a half, the document is simply parsed again serially. A document that is
 // not in memory can be read that way too (parse_aggregate_report_at()): core asks the caller for its bytes
-// through a callback, and still does no I/O of its own.
+// through a callback, and still does no I/O of its own; without a RunBoth, one parser reads it through.
 //
 // SECURITY: the input is attacker data. libxml2's SAX2 parser reads it with XML_PARSE_NONET, without DTD
 // loading, validation or entity substitution, and with libxml2's own size limits kept (no XML_PARSE_HUGE). A
