@@ -175,7 +175,7 @@ DecodedFile decode_file(std::string_view data, const ReportReadLimits& limits, H
 // path, and the same result. nullopt when it was not parsed that way; min_split then says whether the whole
 // file is still worth cutting (not after it was read that way and failed: it would fail again, and only the
 // serial parse's verdict is wanted).
-std::optional<DecodedFile> decode_in_halves(int fd, std::size_t size, const ReportReadLimits& limits,
+std::optional<DecodedFile> decode_from_file(int fd, std::size_t size, const ReportReadLimits& limits,
                                             HelperThread& helper, std::size_t& min_split) {
   if (size < kReportSplitMinBytes || size > kReportSplitMaxBytes || size > limits.archive.max_bytes)
     return std::nullopt;
@@ -209,7 +209,7 @@ void walk(const fs::path& path, const ReportReadLimits& limits, HelperThread& he
   std::string why;
   std::size_t min_split = kReportSplitMinBytes;
   auto decoded = open_file(path, limits.max_file_bytes, fd, size, why)
-                     ? decode_in_halves(fd.get(), size, limits, helper, min_split)
+                     ? decode_from_file(fd.get(), size, limits, helper, min_split)
                      : std::nullopt;
   if (!decoded && why.empty()) {
     FileBytes data;
