@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "adapters/unique_fd.h"
+#include "core/maildir_folder.h"
 
 namespace chainmail {
 namespace {
@@ -105,13 +106,9 @@ bool subscribed(const std::string& content, std::string_view folder) {
   return false;
 }
 
-// The directory of Maildir++ folder `folder` under `root` ("" is the root itself). Built piecewise: GCC 12
-// warns (-Wrestrict, falsely) on "." + std::string(...).
+// The directory of a valid Maildir++ folder `folder` under `root` (INBOX is the root itself).
 fs::path folder_dir(const fs::path& root, std::string_view folder) {
-  if (folder.empty()) return root;
-  std::string name = ".";
-  name += folder;
-  return root / name;
+  return is_inbox_folder(folder) ? root : root / maildir_folder_dirname(folder);
 }
 
 // Adds `folder` to root/subscriptions unless it is there, under Dovecot's dot-lock.
@@ -194,20 +191,10 @@ std::string unique_name(std::size_t size) {
 
 }  // namespace
 
-bool valid_maildir_folder(std::string_view folder) {
-  if (folder.empty()) return true;  // INBOX
-  if (folder.front() == '.' || folder.back() == '.' || folder.find("..") != std::string_view::npos)
-    return false;
-  for (const char ch : folder) {
-    if (ch == '/' || static_cast<unsigned char>(ch) < 32 || ch == 127) return false;
-  }
-  return true;
-}
-
 std::string ensure_maildir_folder(const fs::path& root, std::string_view folder) {
   if (!valid_maildir_folder(folder)) return "invalid folder name";
   if (auto e = make_maildir(root); !e.empty()) return e;
-  if (folder.empty()) return {};
+  if (is_inbox_folder(folder)) return {};
   const fs::path dir = folder_dir(root, folder);
   if (auto e = make_maildir(dir); !e.empty()) return e;
   const fs::path marker = dir / "maildirfolder";

@@ -80,7 +80,15 @@ TEST(Maildir, RefusesFolderNamesThatLeaveTheMaildir) {
     const auto d = deliver_to_maildir(t.path / "Maildir", bad, "m\n");
     EXPECT_FALSE(d.ok) << bad;
   }
-  EXPECT_TRUE(valid_maildir_folder("Reports.New"));
+}
+
+TEST(Maildir, InboxByEitherNameIsTheRoot) {
+  TempDir t;
+  const auto root = t.path / "Maildir";
+  for (const char* inbox : {"", "INBOX"}) ASSERT_TRUE(deliver_to_maildir(root, inbox, "m\n").ok) << inbox;
+  EXPECT_FALSE(fs::exists(root / ".INBOX"));
+  EXPECT_EQ(std::distance(fs::directory_iterator(root / "new"), fs::directory_iterator()), 2);
+  EXPECT_FALSE(fs::exists(root / "subscriptions"));  // the root is never subscribed to as a folder
 }
 
 TEST(Maildir, AnUnwritableFolderIsTroubleAndLeavesNothing) {

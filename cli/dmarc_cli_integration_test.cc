@@ -214,6 +214,7 @@ TEST_F(DmarcCli, UsageErrors) {
 TEST_F(DmarcCli, ReadsMaildirFolders) {
   const fs::path maildir = dir_ / "Maildir";
   for (const char* sub : {"cur", "new", "tmp"}) {
+    fs::create_directories(maildir / sub);
     fs::create_directories(maildir / ".Reports.New" / sub);
     fs::create_directories(maildir / ".Reports.Invalid" / sub);
   }
@@ -240,6 +241,17 @@ TEST_F(DmarcCli, ReadsMaildirFolders) {
   // --maildir overrides the configured one.
   const auto empty = run_json({"--config", conf.string(), "--maildir", (dir_ / "nowhere").string()}, 1);
   EXPECT_EQ(empty["reports"].size(), 0U);
+
+  // INBOX is the Maildir's root; a name that is not a Maildir++ folder is a usage error, not a path.
+  const auto inbox = run({"dmarc", "--config", conf.string(), "--folder", "INBOX"});
+  EXPECT_EQ(inbox.status, 0) << inbox.err;
+  EXPECT_NE(inbox.out.find("Reports (0)"), std::string::npos) << inbox.out;
+  for (const char* bad : {"../Maildir/.Reports.New", ".Reports.New", "Reports..New"}) {
+    const auto refused = run({"dmarc", "--config", conf.string(), "--folder", bad});
+    EXPECT_EQ(refused.status, 64) << bad;
+    EXPECT_NE(refused.err.find("not a Maildir++ folder name"), std::string::npos) << refused.err;
+    EXPECT_TRUE(refused.out.empty()) << refused.out;
+  }
 }
 
 // The command links neither OpenLDAP nor GMime (start-up cost: see cli/module_loader.h); it loads

@@ -288,14 +288,6 @@ ReportWalkStats for_each_report(const std::vector<fs::path>& paths, const Report
   return stats;
 }
 
-fs::path maildir_folder_path(const fs::path& root, std::string_view folder) {
-  if (folder.empty() || folder == "INBOX") return root;
-  // Built piecewise: GCC 12 warns (-Wrestrict, falsely) on "." + std::string(...).
-  std::string name = ".";
-  name += folder;
-  return root / name;
-}
-
 namespace {
 
 // What the lookup threads share with the caller; a thread that outlives the timeout still has it.

@@ -75,9 +75,6 @@ struct DecodedFile {
 DecodedFile decode_report_file(std::string_view data, const ReportReadLimits& limits);
 DecodedFile decode_report_file(std::string_view data, const ReportReadLimits& limits, HelperThread& helper);
 
-// The Maildir++ folder `folder` of `root`: "INBOX" or "" is the root itself, else root/.<folder>.
-std::filesystem::path maildir_folder_path(const std::filesystem::path& root, std::string_view folder);
-
 // Reverse DNS of each address, at most `parallel` lookups at a time, each bounded by `timeout`. Found: the
 // name; no name: "-"; trouble (timeout, temporary failure): "?" and a reason in parentheses. Addresses
 // already in `cache` are not looked up again.

@@ -267,12 +267,6 @@ TEST(DmarcInput, WalksDirectoriesInOrder) {
   fs::remove_all(dir);
 }
 
-TEST(DmarcInput, MaildirFolderPath) {
-  EXPECT_EQ(maildir_folder_path("/m", "Reports.New"), fs::path("/m/.Reports.New"));
-  EXPECT_EQ(maildir_folder_path("/m", "INBOX"), fs::path("/m"));
-  EXPECT_EQ(maildir_folder_path("/m", ""), fs::path("/m"));
-}
-
 TEST(DmarcInput, ReverseDnsCachesAndNamesTrouble) {
   std::map<std::string, std::string> cache{{"192.0.2.99", "cached.example"}};
   reverse_dns({"127.0.0.1", "not-an-ip", "192.0.2.99"}, std::chrono::milliseconds(3000), 4, cache);

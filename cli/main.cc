@@ -32,6 +32,7 @@
 #include "cli/module_loader.h"
 #include "cli/report_heap.h"
 #include "core/dmarc_summary.h"
+#include "core/maildir_folder.h"
 
 namespace {
 
@@ -127,7 +128,11 @@ int cmd_dmarc(const std::string& config_path, const DmarcOptions& o) {
     const auto folders =
         o.folders.empty() ? std::vector<std::string>{config.dmarc_reports.folder_new} : o.folders;
     for (const auto& f : folders) {
-      const auto dir = chainmail::maildir_folder_path(root, f);
+      if (!chainmail::valid_maildir_folder(f)) {
+        std::cerr << "chainmail: dmarc: not a Maildir++ folder name: " << chainmail::printable(f) << "\n";
+        return EX_USAGE;
+      }
+      const std::filesystem::path dir = std::filesystem::path(root) / chainmail::maildir_folder_dirname(f);
       inputs.push_back(dir / "cur");
       inputs.push_back(dir / "new");
     }

@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "address.h"
+#include "maildir_folder.h"
 #include "network.h"
 
 namespace chainmail {
@@ -345,16 +346,6 @@ std::string absolute_base(const std::string& base, const std::string& base_dn) {
   return base + "," + base_dn;
 }
 
-// A Maildir++ folder name: dot-separated non-empty parts, no '/' and no control characters.
-bool valid_folder_name(std::string_view name) {
-  if (name.empty() || name.front() == '.' || name.back() == '.' || name.find("..") != std::string_view::npos)
-    return false;
-  for (const char ch : name) {
-    if (static_cast<unsigned char>(ch) < 32 || ch == '/' || ch == 127) return false;
-  }
-  return name != "INBOX";
-}
-
 bool valid_domain_name(const std::string& d) {
   const auto parsed = parse_address("x@" + d);
   return parsed.address && d.front() != '[';
@@ -587,7 +578,7 @@ std::vector<ConfigError> validate(const Config& c) {
   for (const auto& [key, f] : {std::pair{"dmarc_reports.folder_new", &r.folder_new},
                                std::pair{"dmarc_reports.folder_invalid", &r.folder_invalid},
                                std::pair{"dmarc_reports.folder_failures", &r.folder_failures}}) {
-    if (!valid_folder_name(*f)) {
+    if (is_inbox_folder(*f) || !valid_maildir_folder(*f)) {
       err(key, "\"" + *f + "\" is not a Maildir++ folder name (dot-separated parts, no '/', not INBOX)");
     } else if (!folders.insert(*f).second) {
       err(key, "folder \"" + *f + "\" is used twice");
