@@ -1,5 +1,5 @@
-// report_archive.h - the XML inside a DMARC report attachment: .xml as is, .xml.gz (gzip) or .zip, via
-// libarchive.
+// report_archive.h - the XML inside a DMARC report attachment: .xml as is, .xml.gz (gzip, via zlib) or .zip
+// (via libarchive).
 //
 // Reporters send aggregate reports raw, gzipped or zipped, whatever the file name or content type says; the
 // format is recognised from the bytes themselves (gzip and zip magic numbers), never from the name.
@@ -7,9 +7,10 @@
 // SECURITY: the archive is attacker data. The decompressed size is counted while reading, chunk by chunk, and
 // reading stops as soon as it passes max_bytes (all members together), so a zip or gzip bomb costs at most
 // max_bytes of memory and the time to inflate that much. Zip members are counted while listing and capped.
-// Member names are never used as paths: nothing is written to disk.
+// Member names are never used as paths: nothing is written to disk. Damaged data is refused, not read with
+// other numbers in it: each gzip member's CRC-32 and length and each zip member's CRC-32 are checked.
 //
-// DIAGNOSTICS: a refusal carries a short reason (libarchive's message, or the limit passed).
+// DIAGNOSTICS: a refusal carries a short reason (zlib's or libarchive's message, or the limit passed).
 #pragma once
 
 #include <cstddef>
