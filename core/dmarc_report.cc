@@ -160,6 +160,9 @@ void init_libxml() {
   std::call_once(once, [] {
     xmlInitParser();
     xmlSetExternalEntityLoader(refuse_external_entity);
+    // For this thread, and for the threads that use libxml2 later (its error handlers are per thread).
+    xmlSetStructuredErrorFunc(nullptr, &Parser::on_unattached_error);
+    xmlThrDefSetStructuredErrorFunc(nullptr, &Parser::on_unattached_error);
   });
 }
 
@@ -210,12 +213,14 @@ std::string Parser::refused_unread(std::string_view xml) {
 }
 
 bool Parser::read(const Pieces& pieces) noexcept {
+  reading_ = this;
   try {
     read_pieces(pieces);
   } catch (...) {
     if (error_.empty()) error_ = "parser failure";
   }
   ctxt_ = nullptr;
+  reading_ = nullptr;
   if (!error_.empty() && abandoned_ != nullptr) abandoned_->store(true, std::memory_order_relaxed);
   return error_.empty();
 }
@@ -271,7 +276,10 @@ void Parser::read_pieces(const Pieces& pieces) {
 template <typename F>
 void Parser::guarded(void* arg, F&& f) noexcept {
   auto* self = static_cast<Parser*>(arg);
-  if (!self->error_.empty()) return;
+  if (!self->error_.empty()) {  // an error raised without a parser context (note_error()): stop now
+    self->stop();
+    return;
+  }
   if (self->abandoned_ != nullptr && self->abandoned_->load(std::memory_order_relaxed)) {
     self->error_ = "the other half failed";
     self->stop();
@@ -329,22 +337,42 @@ xmlEntityPtr Parser::on_get_entity(void* arg, const xmlChar* /*name*/) noexcept 
   return nullptr;
 }
 
+thread_local Parser* Parser::reading_ = nullptr;
+
+// libxml2 raises some errors without a parser context (input in a declared encoding that fails to convert:
+// "input conversion failed due to input error", then "encoder error"). They reach the thread's structured
+// error handler, this one, which gives them to the Parser reading on this thread: the first error is the
+// document's fault, and libxml2's default handler would print them on stderr, between chainmail's own lines
+// and naming no file. The parser is not stopped here: libxml2 raises them while it switches the input's
+// encoding, and stopping it then frees the input under that switch (a crash in xmlSwitchToEncoding()). It
+// stops at its next event (guarded(), on_error()).
+void Parser::on_unattached_error(void* /*unused*/, xmlErrorPtr err) noexcept {
+  if (reading_ != nullptr) reading_->note_error(err);
+}
+
 void Parser::on_error(void* arg, xmlErrorPtr err) noexcept {
   auto* self = static_cast<Parser*>(arg);
-  if (err == nullptr || err->level < XML_ERR_ERROR || !self->error_.empty()) return;
+  self->note_error(err);
+  if (!self->error_.empty()) self->stop();
+}
+
+void Parser::note_error(xmlErrorPtr err) noexcept {
+  if (err == nullptr || err->level < XML_ERR_ERROR || !error_.empty()) return;
   try {
     std::string m(
         trim(err->message == nullptr ? std::string_view("XML error") : std::string_view(err->message)));
-    // Built piecewise: GCC 12 warns (-Wrestrict, falsely) on "literal" + std::to_string(...).
-    self->error_ = "line ";
-    self->error_ += std::to_string(err->line);
-    self->error_ += ": ";
-    self->error_ += m;
+    // Built piecewise: GCC 12 warns (-Wrestrict, falsely) on "literal" + std::to_string(...). An error raised
+    // without a parser context has no line.
+    if (err->line > 0) {
+      error_ = "line ";
+      error_ += std::to_string(err->line);
+      error_ += ": ";
+    }
+    error_ += m;
   } catch (...) {  // NOLINT(bugprone-empty-catch): out of memory; the fallback below still marks the error
-    self->error_.clear();
+    error_.clear();
   }
-  if (self->error_.empty()) self->error_ = "XML error";
-  self->stop();
+  if (error_.empty()) error_ = "XML error";
 }
 
 bool Parser::characters(std::string_view value) {

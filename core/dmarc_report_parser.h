@@ -27,8 +27,9 @@ inline bool xml_space(char c) {
 // Returns the offset of the first other markup ('<'), or npos when the prolog does not end.
 std::size_t skip_prolog(std::string_view d);
 
-// libxml2's one-time set-up (xmlInitParser() and chainmail's external entity loader), on the calling thread;
-// before two threads use libxml2 at once, as xmlInitParser() is not thread-safe.
+// libxml2's one-time set-up (xmlInitParser(), chainmail's external entity loader, and the handler of errors
+// raised without a parser context), on the calling thread; before two threads use libxml2 at once, as
+// xmlInitParser() is not thread-safe.
 void init_libxml();
 
 // Reserves room for every record a document of document_bytes can hold (see kMinRecordBytes); best effort.
@@ -112,6 +113,9 @@ class Parser {
   static void on_reference(void* arg, const xmlChar* /*name*/) noexcept;
   static xmlEntityPtr on_get_entity(void* arg, const xmlChar* /*name*/) noexcept;
   static void on_error(void* arg, xmlErrorPtr err) noexcept;
+  static void on_unattached_error(void* /*unused*/, xmlErrorPtr err) noexcept;
+  friend void init_libxml();  // installs on_unattached_error()
+  void note_error(xmlErrorPtr err) noexcept;
   inline bool characters(std::string_view value);
   inline void clear_text();
   inline bool start(std::string_view name, std::string_view ns);
@@ -133,6 +137,8 @@ class Parser {
   std::size_t records_read_ = 0;
   std::optional<BadRecord> first_bad_record_;
   xmlParserCtxt* ctxt_ = nullptr;  // during read() only
+  // The Parser reading on this thread, during read() only: see on_unattached_error().
+  static thread_local Parser* reading_;
   AggregateReport report_;
   std::size_t depth_ = 0;        // open elements, <feedback> included
   std::vector<Field> fields_;    // of the open elements

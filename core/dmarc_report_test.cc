@@ -12,6 +12,7 @@
 #include <fstream>
 #include <new>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace chainmail {
@@ -290,6 +291,30 @@ TEST(DmarcReport, ReadsPredefinedEntitiesCharacterReferencesAndCdata) {
   const auto r = parse_aggregate_report(doc);
   ASSERT_TRUE(r.ok()) << r.error;
   EXPECT_EQ(r.report->metadata.org_name, "A & B \u263A <c>");
+}
+
+// Text in a declared encoding that does not convert: libxml2 raises that error without a parser context.
+// It is the report's error, as any other, on whichever thread reads it; nothing goes to stderr, where it
+// would stand between a command's own lines naming no file.
+TEST(DmarcReport, AnEncodingThatFailsIsTheReportsErrorNotStderrNoise) {
+  std::string doc = report("", kRecord);
+  doc.replace(0, 21, "<?xml version=\"1.0\" encoding=\"BIG5\"?>");
+  doc.replace(doc.find(" acme.example "), 14, "\x8D\x8D\x8D\x8D");
+  for (const bool on_a_thread : {false, true}) {
+    ::testing::internal::CaptureStderr();
+    ReportParseResult r;
+    if (on_a_thread) {
+      std::thread([&] { r = parse_aggregate_report(doc); }).join();
+    } else {
+      r = parse_aggregate_report(doc);
+    }
+    const std::string noise = ::testing::internal::GetCapturedStderr();
+    EXPECT_FALSE(r.ok());
+    EXPECT_NE(r.error.find("input conversion failed"), std::string::npos) << r.error;
+    EXPECT_EQ(noise, "");
+  }
+  // The next document on the same thread is read as if nothing had happened.
+  EXPECT_TRUE(parse_aggregate_report(report("", kRecord)).ok());
 }
 
 TEST(DmarcReport, RecognisesReportsCheaply) {
