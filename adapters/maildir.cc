@@ -106,11 +106,6 @@ bool subscribed(const std::string& content, std::string_view folder) {
   return false;
 }
 
-// The directory of a valid Maildir++ folder `folder` under `root` (INBOX is the root itself).
-fs::path folder_dir(const fs::path& root, std::string_view folder) {
-  return is_inbox_folder(folder) ? root : root / maildir_folder_dirname(folder);
-}
-
 // Adds `folder` to root/subscriptions unless it is there, under Dovecot's dot-lock.
 std::string subscribe(const fs::path& root, std::string_view folder) {
   const fs::path file = root / "subscriptions";
@@ -195,7 +190,7 @@ std::string ensure_maildir_folder(const fs::path& root, std::string_view folder)
   if (!valid_maildir_folder(folder)) return "invalid folder name";
   if (auto e = make_maildir(root); !e.empty()) return e;
   if (is_inbox_folder(folder)) return {};
-  const fs::path dir = folder_dir(root, folder);
+  const fs::path dir = maildir_folder_dir(root, folder);
   if (auto e = make_maildir(dir); !e.empty()) return e;
   const fs::path marker = dir / "maildirfolder";
   UniqueFd fd(::open(marker.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0600));
@@ -212,7 +207,7 @@ MaildirDelivery deliver_to_maildir(const fs::path& root, std::string_view folder
       out.errno_value = errno;
       return out;
     }
-    const fs::path dir = folder_dir(root, folder);
+    const fs::path dir = maildir_folder_dir(root, folder);
     const std::string name = unique_name(message.size());
     const fs::path tmp = dir / "tmp" / name;
     const fs::path dest = dir / "new" / name;

@@ -132,7 +132,7 @@ int cmd_dmarc(const std::string& config_path, const DmarcOptions& o) {
         std::cerr << "chainmail: dmarc: not a Maildir++ folder name: " << chainmail::printable(f) << "\n";
         return EX_USAGE;
       }
-      const std::filesystem::path dir = std::filesystem::path(root) / chainmail::maildir_folder_dirname(f);
+      const auto dir = chainmail::maildir_folder_dir(root, f);
       inputs.push_back(dir / "cur");
       inputs.push_back(dir / "new");
     }

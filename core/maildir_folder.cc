@@ -18,12 +18,12 @@ bool valid_maildir_folder(std::string_view folder) {
   return true;
 }
 
-std::string maildir_folder_dirname(std::string_view folder) {
-  if (is_inbox_folder(folder)) return {};
+std::filesystem::path maildir_folder_dir(const std::filesystem::path& root, std::string_view folder) {
+  if (is_inbox_folder(folder)) return root;
   // Built piecewise: GCC 12 warns (-Wrestrict, falsely) on "." + std::string(...).
   std::string name = ".";
   name += folder;
-  return name;
+  return root / name;
 }
 
 }  // namespace chainmail

@@ -8,6 +8,7 @@
 // and "Reports.New" is the directory ".Reports.New". INBOX is the root itself, named "" or "INBOX".
 #pragma once
 
+#include <filesystem>
 #include <string>
 #include <string_view>
 
@@ -19,7 +20,8 @@ bool is_inbox_folder(std::string_view folder);
 // True when `folder` is INBOX or a folder name as above.
 bool valid_maildir_folder(std::string_view folder);
 
-// The directory of a valid `folder` below the root: "" for INBOX (the root itself), else "." + folder.
-std::string maildir_folder_dirname(std::string_view folder);
+// The directory of a valid `folder` of the Maildir at `root`: the root itself for INBOX, else root/.<folder>.
+// Path arithmetic only: nothing is looked at on disk.
+std::filesystem::path maildir_folder_dir(const std::filesystem::path& root, std::string_view folder);
 
 }  // namespace chainmail
