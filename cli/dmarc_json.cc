@@ -31,11 +31,11 @@ nlohmann::json dmarc_to_json(const std::vector<ReportRow>& reports, const std::v
   if (view != DmarcView::Reports) {
     auto& arr = out["sources"] = nlohmann::json::array();
     for (const auto& s : sources) {
-      nlohmann::json j = {{"source_ip", s.key.source_ip},
-                          {"header_from", s.key.header_from},
-                          {"disposition", s.key.disposition},
-                          {"dkim", s.key.dkim},
-                          {"spf", s.key.spf},
+      nlohmann::json j = {{"source_ip", s.key->source_ip},
+                          {"header_from", s.key->header_from},
+                          {"disposition", s.key->disposition},
+                          {"dkim", s.key->dkim},
+                          {"spf", s.key->spf},
                           {"messages", s.messages},
                           {"reports", s.reports}};
       if (with_ptr) j["ptr"] = s.ptr;

@@ -17,8 +17,9 @@ TEST(DmarcJson, Shape) {
   r.messages = 3;
   r.dmarc_pass = 2;
   r.dmarc_fail = 1;
+  const SourceKey key{"192.0.2.1", "example.com", "none", "pass", "fail"};
   SourceRow s;
-  s.key = {"192.0.2.1", "example.com", "none", "pass", "fail"};
+  s.key = &key;
   s.messages = 3;
   s.reports = 1;
   s.ptr = "mx.example.com";

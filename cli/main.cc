@@ -138,10 +138,10 @@ int cmd_dmarc(const std::string& config_path, const DmarcOptions& o) {
     }
   }
 
-  // The heap a report needs is about its size (cli/report_heap.h): mapped at once for the largest file named
-  // (not more than the decompression cap); a folder's files reuse the heap of the one before.
-  chainmail::map_heap_ahead(static_cast<std::size_t>(std::min<std::uintmax_t>(
-      largest, static_cast<std::uintmax_t>(config.dmarc_reports.max_decompressed_bytes))));
+  // The heap a report needs (cli/report_heap.h): mapped at once for the largest file named (not more than the
+  // decompression cap); a folder's files reuse the heap of the one before.
+  chainmail::map_heap_ahead(chainmail::report_heap_bytes(static_cast<std::size_t>(std::min<std::uintmax_t>(
+      largest, static_cast<std::uintmax_t>(config.dmarc_reports.max_decompressed_bytes)))));
 
   chainmail::ReportReadLimits limits;
   const auto& r = config.dmarc_reports;
@@ -154,8 +154,7 @@ int cmd_dmarc(const std::string& config_path, const DmarcOptions& o) {
   limits.parse.keep_record_details = false;
   limits.tally_sources = true;
 
-  auto summary_ptr = std::make_unique<chainmail::DmarcSummary>(filter);
-  auto& summary = *summary_ptr;
+  chainmail::DmarcSummary summary(filter);
   const auto stats = chainmail::for_each_report(
       inputs, limits,
       [&summary](const std::filesystem::path& /*file*/, const chainmail::AggregateReport& report,
@@ -177,18 +176,17 @@ int cmd_dmarc(const std::string& config_path, const DmarcOptions& o) {
               << " reports counted but not listed, " << summary.folded_sources()
               << " records counted under source \"(other)\"\n";
   const auto reports = summary.reports();
-  auto sources = summary.sources();
+  auto sources = summary.sources();  // rows that point into the summary, which outlives them
   const std::uint64_t messages = summary.messages();
   const std::uint64_t duplicates = summary.duplicates();
   const std::uint64_t filtered = summary.filtered();
-  summary_ptr.reset();  // the rows are copied out: free the maps before the output is built
   if (o.resolve && view != DmarcView::Reports) {
     std::map<std::string, std::string> cache;
     std::vector<std::string> ips;
     ips.reserve(sources.size());
-    for (const auto& s : sources) ips.push_back(s.key.source_ip);
+    for (const auto& s : sources) ips.push_back(s.key->source_ip);
     chainmail::reverse_dns(ips, std::chrono::milliseconds(o.resolve_timeout_ms), 16, cache);
-    for (auto& s : sources) s.ptr = cache[s.key.source_ip];
+    for (auto& s : sources) s.ptr = cache[s.key->source_ip];
   }
   if (o.json) {
     const chainmail::DmarcTotals totals{reports.size(), messages, duplicates, filtered, stats.bad};

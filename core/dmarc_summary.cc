@@ -6,7 +6,6 @@
 #include <charconv>
 #include <chrono>
 #include <cstddef>
-#include <deque>
 
 namespace chainmail {
 namespace {
@@ -32,50 +31,40 @@ std::string two(unsigned v) {
 
 using Cells = std::vector<std::string>;
 
-// The cells of one table, row after row, as views: text fields point into the rows being rendered (which
-// outlive the table), numbers and times into `owned` (a deque: its strings never move). No string is
-// copied per cell; control characters are replaced in the output itself.
-class CellTable {
- public:
-  explicit CellTable(std::size_t columns, std::size_t rows) : columns_(columns) {
-    cells_.reserve(columns * rows);
-  }
-  void text(std::string_view v) { cells_.push_back(v); }
-  void own(std::string v) { cells_.emplace_back(owned_.emplace_back(std::move(v))); }
-  void number(std::uint64_t n) {
-    std::array<char, 24> buf{};
-    const auto end = std::to_chars(buf.data(), buf.data() + buf.size(), n).ptr;
-    own(std::string(buf.data(), end));
-  }
-  std::size_t columns() const { return columns_; }
-  std::size_t rows() const { return cells_.size() / columns_; }
-  std::string_view at(std::size_t row, std::size_t column) const { return cells_[row * columns_ + column]; }
-
- private:
-  std::size_t columns_;
-  std::vector<std::string_view> cells_;
-  std::deque<std::string> owned_;
-};
+std::string_view number_cell(std::uint64_t n, std::string& scratch) {
+  std::array<char, 24> buf{};
+  const auto end = std::to_chars(buf.data(), buf.data() + buf.size(), n).ptr;
+  scratch.assign(buf.data(), end);
+  return scratch;
+}
 
 Cells report_header() {
   return {"org",        "report_id",  "begin",     "end",       "domain",   "policy",  "messages",
           "dmarc_pass", "dmarc_fail", "dkim_pass", "dkim_fail", "spf_pass", "spf_fail"};
 }
 
-CellTable report_cells(const std::vector<ReportRow>& reports) {
-  CellTable t(report_header().size(), reports.size());
-  for (const auto& r : reports) {
-    t.text(r.org_name);
-    t.text(r.report_id);
-    t.own(format_time(r.begin));
-    t.own(format_time(r.end));
-    t.text(r.domain);
-    t.text(r.policy);
-    for (const std::uint64_t n :
-         {r.messages, r.dmarc_pass, r.dmarc_fail, r.dkim_pass, r.dkim_fail, r.spf_pass, r.spf_fail})
-      t.number(n);
+// A report row's cell in `column` (of report_header()); a time or a count is formatted into `scratch`.
+std::string_view report_cell(const ReportRow& r, std::size_t column, std::string& scratch) {
+  static constexpr std::array<std::uint64_t MessageCounts::*, 7> kCounts = {
+      &MessageCounts::messages,  &MessageCounts::dmarc_pass, &MessageCounts::dmarc_fail,
+      &MessageCounts::dkim_pass, &MessageCounts::dkim_fail,  &MessageCounts::spf_pass,
+      &MessageCounts::spf_fail};
+  switch (column) {
+    case 0:
+      return r.org_name;
+    case 1:
+      return r.report_id;
+    case 2:
+      return scratch = format_time(r.begin);
+    case 3:
+      return scratch = format_time(r.end);
+    case 4:
+      return r.domain;
+    case 5:
+      return r.policy;
+    default:
+      return number_cell(r.*kCounts.at(column - 6), scratch);
   }
-  return t;
 }
 
 Cells source_header(bool with_ptr) {
@@ -86,19 +75,27 @@ Cells source_header(bool with_ptr) {
   return h;
 }
 
-CellTable source_cells(const std::vector<SourceRow>& sources, bool with_ptr) {
-  CellTable t(source_header(with_ptr).size(), sources.size());
-  for (const auto& s : sources) {
-    t.text(s.key.source_ip);
-    if (with_ptr) t.text(s.ptr);
-    t.text(s.key.header_from);
-    t.text(s.key.disposition);
-    t.text(s.key.dkim);
-    t.text(s.key.spf);
-    t.number(s.messages);
-    t.number(s.reports);
+// A source row's cell in `column` (of source_header(with_ptr)); a count is formatted into `scratch`.
+std::string_view source_cell(const SourceRow& s, bool with_ptr, std::size_t column, std::string& scratch) {
+  if (!with_ptr && column > 0) ++column;  // the columns as with the PTR column
+  switch (column) {
+    case 0:
+      return s.key->source_ip;
+    case 1:
+      return s.ptr;
+    case 2:
+      return s.key->header_from;
+    case 3:
+      return s.key->disposition;
+    case 4:
+      return s.key->dkim;
+    case 5:
+      return s.key->spf;
+    case 6:
+      return number_cell(s.messages, scratch);
+    default:
+      return number_cell(s.reports, scratch);
   }
-  return t;
 }
 
 // Counts are right-aligned; the rest (report ids too, even all-digit ones) left-aligned.
@@ -114,25 +111,31 @@ void make_printable(char* first, char* last) {
   }
 }
 
-void append_table(std::string& out, std::string_view title, const Cells& header, const CellTable& table) {
+// The cells are made as they are written, by cell(row, column, scratch), twice (once for the columns'
+// widths): a table holds no copy of them (the sources of the 1 MB report were 470 KB of cells and their
+// numbers' text).
+template <typename Cell>
+void append_table(std::string& out, std::string_view title, const Cells& header, std::size_t rows,
+                  const Cell& cell) {
   const std::size_t columns = header.size();
+  std::string scratch;
   std::vector<std::size_t> width(columns);
   for (std::size_t i = 0; i < columns; ++i) width[i] = header[i].size();
-  for (std::size_t r = 0; r < table.rows(); ++r)
-    for (std::size_t i = 0; i < columns; ++i) width[i] = std::max(width[i], table.at(r, i).size());
+  for (std::size_t r = 0; r < rows; ++r)
+    for (std::size_t i = 0; i < columns; ++i) width[i] = std::max(width[i], cell(r, i, scratch).size());
   std::vector<bool> right(columns);
   std::size_t line_width = 1;
   for (std::size_t i = 0; i < columns; ++i) {
     right[i] = count_column(header[i]);
     line_width += width[i] + 2;
   }
-  out.reserve(out.size() + title.size() + 16 + line_width * (table.rows() + 1));
+  out.reserve(out.size() + title.size() + 16 + line_width * (rows + 1));
   // Written straight into `out` (no string per line); trailing blanks are taken back off. A cell's control
   // characters become '?' where it was written, so it cannot break the terminal line.
-  auto line = [&](auto&& cell, bool is_header) {
+  auto line = [&](auto&& text_of, bool is_header) {
     const std::size_t start = out.size();
     for (std::size_t i = 0; i < columns; ++i) {
-      const std::string_view c = cell(i);
+      const std::string_view c = text_of(i);
       const std::size_t pad = width[i] - c.size();
       const bool align_right = !is_header && right[i];
       if (i > 0) out += "  ";
@@ -147,10 +150,10 @@ void append_table(std::string& out, std::string_view title, const Cells& header,
   };
   out += title;
   out += " (";
-  out += std::to_string(table.rows());
+  out += std::to_string(rows);
   out += ")\n";
   line([&](std::size_t i) { return std::string_view(header[i]); }, true);
-  for (std::size_t r = 0; r < table.rows(); ++r) line([&](std::size_t i) { return table.at(r, i); }, false);
+  for (std::size_t r = 0; r < rows; ++r) line([&](std::size_t i) { return cell(r, i, scratch); }, false);
 }
 
 void append_csv_field(std::string& out, std::string_view text) {
@@ -168,16 +171,18 @@ void append_csv_field(std::string& out, std::string_view text) {
   out += '"';
 }
 
-void append_csv(std::string& out, const Cells& header, const CellTable& table) {
+template <typename Cell>
+void append_csv(std::string& out, const Cells& header, std::size_t rows, const Cell& cell) {
   for (std::size_t i = 0; i < header.size(); ++i) {
     if (i > 0) out += ',';
     append_csv_field(out, header[i]);
   }
   out += "\r\n";
-  for (std::size_t r = 0; r < table.rows(); ++r) {
-    for (std::size_t i = 0; i < table.columns(); ++i) {
+  std::string scratch;
+  for (std::size_t r = 0; r < rows; ++r) {
+    for (std::size_t i = 0; i < header.size(); ++i) {
       if (i > 0) out += ',';
-      append_csv_field(out, table.at(r, i));
+      append_csv_field(out, cell(r, i, scratch));
     }
     out += "\r\n";
   }
@@ -366,7 +371,7 @@ std::vector<ReportRow> DmarcSummary::reports() const {
 }
 
 std::vector<SourceRow> DmarcSummary::sources() const {
-  // The entries are sorted by pointer and copied once, in order: rows are large to swap.
+  // The entries are sorted by pointer, then listed in that order.
   using Entry = decltype(sources_)::value_type;
   std::vector<const Entry*> order;
   order.reserve(sources_.size());
@@ -377,7 +382,7 @@ std::vector<SourceRow> DmarcSummary::sources() const {
   });
   std::vector<SourceRow> out;
   out.reserve(order.size());
-  for (const Entry* e : order) out.push_back(SourceRow{e->first, e->second.messages, e->second.reports, {}});
+  for (const Entry* e : order) out.push_back(SourceRow{&e->first, e->second.messages, e->second.reports, {}});
   return out;
 }
 
@@ -395,20 +400,32 @@ std::string csv_field(std::string_view text) {
 
 std::string render_dmarc_table(const std::vector<ReportRow>& reports, const std::vector<SourceRow>& sources,
                                DmarcView view, bool with_ptr) {
+  const auto report = [&](std::size_t r, std::size_t c, std::string& scratch) {
+    return report_cell(reports[r], c, scratch);
+  };
+  const auto source = [&](std::size_t r, std::size_t c, std::string& scratch) {
+    return source_cell(sources[r], with_ptr, c, scratch);
+  };
   std::string out;
-  if (view != DmarcView::Sources) append_table(out, "Reports", report_header(), report_cells(reports));
+  if (view != DmarcView::Sources) append_table(out, "Reports", report_header(), reports.size(), report);
   if (view == DmarcView::All) out += '\n';
   if (view != DmarcView::Reports)
-    append_table(out, "Sources", source_header(with_ptr), source_cells(sources, with_ptr));
+    append_table(out, "Sources", source_header(with_ptr), sources.size(), source);
   return out;
 }
 
 std::string render_dmarc_csv(const std::vector<ReportRow>& reports, const std::vector<SourceRow>& sources,
                              DmarcView view, bool with_ptr) {
+  const auto report = [&](std::size_t r, std::size_t c, std::string& scratch) {
+    return report_cell(reports[r], c, scratch);
+  };
+  const auto source = [&](std::size_t r, std::size_t c, std::string& scratch) {
+    return source_cell(sources[r], with_ptr, c, scratch);
+  };
   std::string out;
-  if (view != DmarcView::Sources) append_csv(out, report_header(), report_cells(reports));
+  if (view != DmarcView::Sources) append_csv(out, report_header(), reports.size(), report);
   if (view == DmarcView::All) out += "\r\n";
-  if (view != DmarcView::Reports) append_csv(out, source_header(with_ptr), source_cells(sources, with_ptr));
+  if (view != DmarcView::Reports) append_csv(out, source_header(with_ptr), sources.size(), source);
   return out;
 }
 

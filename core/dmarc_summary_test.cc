@@ -69,11 +69,11 @@ TEST(DmarcSummary, AggregatesSourcesAcrossReports) {
   s.add(report("b.example", "9", kDay2, "example.com", {record("192.0.2.1", 5, "none", "pass", "pass")}));
   const auto src = s.sources();
   ASSERT_EQ(src.size(), 2U);
-  EXPECT_EQ(src[0].key.source_ip, "192.0.2.1");
-  EXPECT_EQ(src[0].key.disposition, "none");
+  EXPECT_EQ(src[0].key->source_ip, "192.0.2.1");
+  EXPECT_EQ(src[0].key->disposition, "none");
   EXPECT_EQ(src[0].messages, 10U);
   EXPECT_EQ(src[0].reports, 2U);  // two records in report 1 count as one report
-  EXPECT_EQ(src[1].key.disposition, "quarantine");
+  EXPECT_EQ(src[1].key->disposition, "quarantine");
   EXPECT_EQ(src[1].messages, 2U);
   EXPECT_EQ(s.reports().size(), 2U);
   EXPECT_EQ(s.reports()[0].org_name, "a.example");  // sorted by begin
@@ -95,7 +95,7 @@ TEST(DmarcSummary, SourcesTiesAreOrderedByKey) {
   s.add(report("c.example", "3", kDay1, "example.com", {record("192.0.2.3", 1, "none", "pass", "pass")}));
   std::vector<std::string> order;
   for (const auto& src : s.sources())
-    order.push_back(src.key.source_ip + " " + src.key.header_from + " " + src.key.dkim);
+    order.push_back(src.key->source_ip + " " + src.key->header_from + " " + src.key->dkim);
   EXPECT_EQ(order, (std::vector<std::string>{"192.0.2.3 example.com pass", "192.0.2.1 example.com pass",
                                              "192.0.2.5 example.com fail", "192.0.2.5 example.com pass",
                                              "192.0.2.9 example.com pass", "192.0.2.7 a.example pass",
@@ -129,7 +129,7 @@ TEST(DmarcSummary, LimitsBoundWhatIsKeptNotWhatIsCounted) {
   std::uint64_t total = 0;
   for (const auto& row : src) total += row.messages;
   EXPECT_EQ(total, 44U);
-  EXPECT_EQ(src[0].key.source_ip, kOtherSources);  // 192.0.2.2 and .3: 20 messages
+  EXPECT_EQ(src[0].key->source_ip, kOtherSources);  // 192.0.2.2 and .3: 20 messages
   EXPECT_EQ(src[0].messages, 20U);
   EXPECT_EQ(src[0].reports, 2U);  // two reports folded into it, each counted once
   EXPECT_EQ(s.folded_sources(), 2U);
@@ -291,8 +291,9 @@ TEST(DmarcTable, AlignedAndPrintable) {
 // The PTR column, looked up names being attacker text too (a PTR record can hold any bytes): widths count it,
 // its control characters are replaced like every other cell's, and the header keeps its place.
 TEST(DmarcTable, PtrColumnIsAlignedAndPrintable) {
-  std::vector<SourceRow> sources{{{"192.0.2.1", "example.com", "none", "pass", "pass"}, 7, 1, "a\tb.example"},
-                                 {{"192.0.2.22", "example.com", "none", "pass", "pass"}, 3, 1, "-"}};
+  const SourceKey first{"192.0.2.1", "example.com", "none", "pass", "pass"};
+  const SourceKey second{"192.0.2.22", "example.com", "none", "pass", "pass"};
+  std::vector<SourceRow> sources{{&first, 7, 1, "a\tb.example"}, {&second, 3, 1, "-"}};
   const auto text = render_dmarc_table({}, sources, DmarcView::Sources, true);
   EXPECT_EQ(text,
             "Sources (2)\n"
